@@ -1,0 +1,51 @@
+#include "base/device.h"
+
+#include <atomic>
+
+namespace nnscope {
+
+namespace {
+std::atomic<GpuBackend*> g_backend{nullptr};
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "auto") return Device::Auto;
+  if (name == "cpu") return Device::Cpu;
+  if (name == "cuda") return Device::Cuda;
+  fail(ErrorCode::UnknownDevice, "unknown device '" + name + "' (expected 'auto', 'cpu' or 'cuda')");
+}
+
+const char* device_name(Device d) noexcept {
+  switch (d) {
+    case Device::Auto: return "auto";
+    case Device::Cpu: return "cpu";
+    case Device::Cuda: return "cuda";
+  }
+  return "cpu";
+}
+
+GpuBackend* gpu_backend() noexcept { return g_backend.load(std::memory_order_acquire); }
+void set_gpu_backend(GpuBackend* backend) noexcept { g_backend.store(backend, std::memory_order_release); }
+
+GpuInfo gpu_info() {
+  if (GpuBackend* b = gpu_backend()) return b->info();
+  GpuInfo info;
+  info.reason = "nnscope was built without CUDA (nvcc was not found or NNSCOPE_CUDA=off)";
+  return info;
+}
+
+Device resolve_device(Device requested) {
+  if (requested == Device::Cpu) return Device::Cpu;
+  GpuBackend* b = gpu_backend();
+  if (b && b->available()) return Device::Cuda;
+  if (requested == Device::Auto) return Device::Cpu;
+  fail(ErrorCode::DeviceUnavailable,
+       "device 'cuda' is not available: " + (b ? b->unavailable_reason() : gpu_info().reason));
+}
+
+GpuBackend& require_gpu() {
+  if (resolve_device(Device::Cuda) == Device::Cuda) return *gpu_backend();
+  fail(ErrorCode::DeviceUnavailable, "device 'cuda' is not available");
+}
+
+}  // namespace nnscope

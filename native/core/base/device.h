@@ -1,0 +1,72 @@
+// nnscope core: devices. The core knows GPUs only through the GpuBackend
+// interface below; native/cuda implements it and the addon (or a test) installs it
+// with set_gpu_backend(). The core never includes a CUDA header.
+#pragma once
+#include <cstddef>
+#include <string>
+
+#include "base/context.h"
+
+namespace nnscope {
+
+enum class Device { Auto, Cpu, Cuda };
+
+// Parses "auto" | "cpu" | "cuda"; throws ErrorCode::UnknownDevice otherwise.
+Device parse_device(const std::string& name);
+const char* device_name(Device d) noexcept;
+
+struct GpuInfo {
+  bool compiled = false;    // the build includes CUDA kernels
+  bool available = false;   // a usable GPU answered
+  std::string reason;       // why not available (empty when available)
+  int device_count = 0;
+  int device = 0;           // the device nnscope uses
+  std::string name;
+  int cc_major = 0, cc_minor = 0;
+  std::size_t total_memory = 0, free_memory = 0;
+  int multiprocessors = 0;
+  int driver_version = 0, runtime_version = 0;  // CUDA versions as 1000*major + 10*minor
+  std::string architectures;                    // compiled targets, e.g. "sm_80 sm_90 compute_90"
+};
+
+namespace linalg {
+struct GemmArgs;
+struct GemvArgs;
+}  // namespace linalg
+
+// The GPU side of every op. Pointers are host pointers: the backend stages data
+// through device memory itself. Methods may throw nnscope::Error (codes Cuda,
+// OutOfMemory, Cancelled, DeviceUnavailable).
+class GpuBackend {
+ public:
+  virtual ~GpuBackend() = default;
+  // Full report (queries free memory: not for hot paths).
+  virtual GpuInfo info() = 0;
+  // Cheap, cached after the first probe.
+  virtual bool available() = 0;
+  virtual std::string unavailable_reason() = 0;
+
+  // ---- linalg (contracts as in linalg/blas.h)
+  virtual void sgemm(const linalg::GemmArgs& args, const OpContext& ctx) = 0;
+  virtual void sgemv(const linalg::GemvArgs& args, const OpContext& ctx) = 0;
+  virtual double sdot(std::size_t n, const float* x, const float* y) = 0;
+  virtual void saxpy(std::size_t n, float alpha, const float* x, float* y) = 0;
+  virtual double snrm2(std::size_t n, const float* x) = 0;
+};
+
+// The installed backend, or nullptr (a CPU-only build, or nothing installed).
+GpuBackend* gpu_backend() noexcept;
+void set_gpu_backend(GpuBackend* backend) noexcept;
+
+// info() of the installed backend, or {compiled: false, reason: "..."}.
+GpuInfo gpu_info();
+
+// Resolves a request: Auto → Cuda when a backend is installed and a GPU is
+// available, else Cpu. Cuda with no usable GPU throws DeviceUnavailable with the
+// reason. Never returns Auto.
+Device resolve_device(Device requested);
+
+// The backend for a resolved Cuda device (throws DeviceUnavailable if none).
+GpuBackend& require_gpu();
+
+}  // namespace nnscope
