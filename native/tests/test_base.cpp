@@ -183,3 +183,26 @@ NNSCOPE_TEST(cpu_isa_limit) {
   set_isa_limit(Isa::Avx512);
   EXPECT(active_isa() == full);
 }
+
+#include "base/finite.h"
+
+NNSCOPE_TEST(finite_scan_finds_first_bad_value) {
+  for (std::size_t n : {0ul, 1ul, 255ul, 256ul, 1000ul, 700001ul}) {
+    std::vector<float> x(n, 1.5f);
+    EXPECT_EQ(first_nonfinite(x.data(), n), n);
+    if (n == 0) continue;
+    for (std::size_t at : {n - 1, n / 2, std::size_t(0)}) {
+      std::vector<float> y = x;
+      y[at] = std::nanf("");
+      if (at + 3 < n) y[at + 3] = INFINITY;  // a later bad value must not win
+      EXPECT_EQ(first_nonfinite(y.data(), n), at);
+      EXPECT_THROWS_CODE(require_finite(y.data(), n, "A"), ErrorCode::NonFinite);
+    }
+    std::vector<double> d(n, -2.0);
+    d[n - 1] = -INFINITY;
+    EXPECT_EQ(first_nonfinite(d.data(), n), n - 1);
+  }
+  // largest finite values and subnormals are finite
+  float edge[3] = {3.4028235e38f, -3.4028235e38f, 1e-45f};
+  EXPECT_EQ(first_nonfinite(edge, 3), std::size_t(3));
+}

@@ -17,6 +17,7 @@ const char* code_name(ErrorCode code) noexcept {
     case ErrorCode::Cuda: return "ERR_CUDA";
     case ErrorCode::Io: return "ERR_IO";
     case ErrorCode::Internal: return "ERR_INTERNAL";
+    case ErrorCode::Detached: return "ERR_DETACHED";
   }
   return "ERR_INTERNAL";
 }

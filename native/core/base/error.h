@@ -21,6 +21,7 @@ enum class ErrorCode {
   Cuda,               // ERR_CUDA
   Io,                 // ERR_IO
   Internal,           // ERR_INTERNAL
+  Detached,           // ERR_DETACHED: a typed array whose buffer was detached/transferred
 };
 
 const char* code_name(ErrorCode code) noexcept;

@@ -1,0 +1,102 @@
+// Shared benchmark helpers: timing statistics, the machine description, peers in
+// Python (run in a subprocess, skipped when missing), JSON results.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export function stats(samplesMs) {
+  const s = [...samplesMs].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
+  return { median: q(0.5), min: s[0], max: s.at(-1), p90: q(0.9), n: s.length };
+}
+
+/** Times an async fn: `warmup` untimed runs, then runs until `minRuns` and `minMs` are both reached. */
+export async function time(fn, { warmup = 1, minRuns = 5, minMs = 300, maxRuns = 50 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples = [];
+  const start = performance.now();
+  while (samples.length < minRuns || (performance.now() - start < minMs && samples.length < maxRuns)) {
+    const t0 = performance.now();
+    await fn();
+    samples.push(performance.now() - t0);
+  }
+  return stats(samples);
+}
+
+/** CPU model, cores, clock, ISA and the single-precision FMA peak with how it was derived. */
+export function machine(isa) {
+  const cpus = os.cpus();
+  const model = cpus[0]?.model ?? 'unknown';
+  const ghzFromName = model.match(/@\s*([\d.]+)\s*GHz/i);
+  const ghz = ghzFromName ? Number(ghzFromName[1]) : (cpus[0]?.speed ?? 0) / 1000;
+  const lanes = isa === 'avx512' ? 16 : isa === 'avx2' ? 8 : 4;
+  const fmaUnits = 2;
+  const cores = cpus.length;
+  const perCore = fmaUnits * lanes * 2 * ghz;
+  return {
+    cpu: model,
+    cores,
+    ghz,
+    isa,
+    peakGflopsPerCore: perCore,
+    peakGflops: perCore * cores,
+    peakDerivation: `${cores} cores × ${fmaUnits} FMA units × ${lanes} fp32 lanes (${isa}) × 2 flop × ${ghz} GHz (nominal clock from the CPU name; 2 FMA units assumed, as on server Skylake/Cascade/Ice Lake cores)`,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+  };
+}
+
+export function gitSha() {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * Runs a Python peer script; returns its parsed JSON stdout, or { skipped: reason }.
+ * The script gets `args` as JSON on argv[1].
+ */
+export function pythonPeer(script, args, env = {}) {
+  const r = spawnSync('python3', ['-c', script, JSON.stringify(args)], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 30 * 60 * 1000,
+  });
+  if (r.error) return { skipped: `python3 not runnable: ${r.error.message}` };
+  if (r.status !== 0) {
+    const last = (r.stderr || '').trim().split('\n').at(-1) ?? '';
+    return { skipped: last.includes('ModuleNotFoundError') ? last : `peer failed: ${last}` };
+  }
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').at(-1));
+  } catch {
+    return { skipped: 'peer printed no JSON' };
+  }
+}
+
+export function writeResults(family, payload) {
+  const dir = join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const file = join(dir, `${family}-${stamp}.json`);
+  writeFileSync(file, JSON.stringify(payload, null, 2));
+  return file;
+}
+
+export function table(rows, columns) {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (cells) => cells.map((c, i) => String(c ?? '').padStart(widths[i])).join('  ');
+  console.log(line(columns));
+  for (const r of rows) console.log(line(columns.map((c) => r[c])));
+}
+
+export function readJson(path) {
+  return JSON.parse(readFileSync(path, 'utf8'));
+}

@@ -1,0 +1,47 @@
+import { native, nativePath } from './native.js';
+import { integer } from './validate.js';
+
+export interface CudaReport {
+  /** The addon was built with CUDA kernels. */
+  compiled: boolean;
+  /** A usable GPU answered. */
+  available: boolean;
+  /** Why CUDA is not available ('' when it is). */
+  reason: string;
+  deviceCount: number;
+  name?: string;
+  computeCapability?: string;
+  totalMemory?: number;
+  freeMemory?: number;
+  multiprocessors?: number;
+  driverVersion: number;
+  runtimeVersion: number;
+  /** Compiled GPU targets, e.g. 'sm_80 sm_90 compute_90'. */
+  architectures: string;
+}
+
+export interface DevicesReport {
+  cpu: { threads: number; isa: string };
+  cuda: CudaReport;
+}
+
+/** What was compiled in and what answered: the CPU pool and ISA, and CUDA's state with the reason when unavailable. */
+export function devices(): DevicesReport {
+  return native().devices();
+}
+
+/** The native build: version, CUDA compiled in, compiler, CPU ISA, and where the addon was loaded from. */
+export function buildInfo(): ReturnType<ReturnType<typeof native>['buildInfo']> & { path: string } {
+  const info = native().buildInfo();
+  return { ...info, path: nativePath() ?? '' };
+}
+
+/** Threads of the process-wide native pool. */
+export function numThreads(): number {
+  return native().numThreads();
+}
+
+/** Sets the process-wide native pool size (1–1024). Defaults to the number of cores, or $NNSCOPE_NUM_THREADS. */
+export function setNumThreads(n: number): void {
+  native().setNumThreads(integer(n, 'threads', 1, 1024));
+}

@@ -1,0 +1,23 @@
+// nnscope addon: module entry. Installs the GPU backend (CUDA builds) and
+// registers each family's functions.
+#include "common.h"
+
+#ifdef NNSCOPE_HAVE_CUDA
+#include "cuda/backend.h"
+#endif
+
+namespace nnscope::addon {
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#ifdef NNSCOPE_HAVE_CUDA
+  set_gpu_backend(cuda::backend());
+#endif
+  init_common(env, exports);
+  init_system(env, exports);
+  init_linalg(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(nnscope, Init)
+
+}  // namespace nnscope::addon
