@@ -27,9 +27,13 @@ export interface NativeCancelHandle {
   readonly cancelled: boolean;
 }
 
+/** CUDA's state as devices() reports it. */
 export interface NativeGpuReport {
+  /** The addon was built with CUDA kernels. */
   compiled: boolean;
+  /** A usable GPU answered. */
   available: boolean;
+  /** Why CUDA is not available ('' when it is). */
   reason: string;
   deviceCount: number;
   device?: number;
@@ -38,8 +42,10 @@ export interface NativeGpuReport {
   totalMemory?: number;
   freeMemory?: number;
   multiprocessors?: number;
+  /** CUDA versions as 1000·major + 10·minor (0 when unknown). */
   driverVersion: number;
   runtimeVersion: number;
+  /** Compiled GPU targets, e.g. 'sm_80 sm_90 compute_90'. */
   architectures: string;
 }
 

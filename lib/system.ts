@@ -1,24 +1,7 @@
-import { native, nativePath } from './native.js';
+import { type NativeGpuReport, native, nativePath } from './native.js';
 import { integer } from './validate.js';
 
-export interface CudaReport {
-  /** The addon was built with CUDA kernels. */
-  compiled: boolean;
-  /** A usable GPU answered. */
-  available: boolean;
-  /** Why CUDA is not available ('' when it is). */
-  reason: string;
-  deviceCount: number;
-  name?: string;
-  computeCapability?: string;
-  totalMemory?: number;
-  freeMemory?: number;
-  multiprocessors?: number;
-  driverVersion: number;
-  runtimeVersion: number;
-  /** Compiled GPU targets, e.g. 'sm_80 sm_90 compute_90'. */
-  architectures: string;
-}
+export type CudaReport = NativeGpuReport;
 
 export interface DevicesReport {
   cpu: { threads: number; isa: string };
