@@ -60,25 +60,36 @@ export function gitSha() {
 }
 
 /**
- * Runs a Python peer script; returns its parsed JSON stdout, or { skipped: reason }.
- * The script gets `args` as JSON on argv[1].
+ * Runs a Python peer script; returns its parsed JSON stdout (plus `python`, the
+ * interpreter used), or { skipped: reason }. The script gets `args` as JSON on
+ * argv[1]. Interpreters tried: $NNSCOPE_PYTHON, python3 on the PATH, then
+ * /usr/bin/python3 (where Debian's python3-* packages live); the first whose
+ * imports succeed runs it.
  */
 export function pythonPeer(script, args, env = {}) {
-  const r = spawnSync('python3', ['-c', script, JSON.stringify(args)], {
-    encoding: 'utf8',
-    env: { ...process.env, ...env },
-    timeout: 30 * 60 * 1000,
-  });
-  if (r.error) return { skipped: `python3 not runnable: ${r.error.message}` };
-  if (r.status !== 0) {
-    const last = (r.stderr || '').trim().split('\n').at(-1) ?? '';
-    return { skipped: last.includes('ModuleNotFoundError') ? last : `peer failed: ${last}` };
+  const interpreters = [...new Set([process.env.NNSCOPE_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean))];
+  let reason = 'no python3 found';
+  for (const python of interpreters) {
+    const r = spawnSync(python, ['-c', script, JSON.stringify(args)], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 30 * 60 * 1000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    if (r.error) continue;
+    if (r.status !== 0) {
+      const last = (r.stderr || '').trim().split('\n').at(-1) ?? '';
+      reason = last.includes('ModuleNotFoundError') ? last : `peer failed: ${last}`;
+      if (last.includes('ModuleNotFoundError')) continue;
+      return { skipped: reason };
+    }
+    try {
+      return { ...JSON.parse(r.stdout.trim().split('\n').at(-1)), python };
+    } catch {
+      return { skipped: 'peer printed no JSON' };
+    }
   }
-  try {
-    return JSON.parse(r.stdout.trim().split('\n').at(-1));
-  } catch {
-    return { skipped: 'peer printed no JSON' };
-  }
+  return { skipped: reason };
 }
 
 export function writeResults(family, payload) {
