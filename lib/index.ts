@@ -1,7 +1,7 @@
 /**
  * nnscope: methods for understanding and accelerating neural networks, on a
- * native C++/CUDA engine. Families are namespaces: `linalg` now; `attention`,
- * `hessian`, `models`, `landscape`, `topology`, `spectral` as they land.
+ * native C++/CUDA engine. Families are namespaces: `linalg`, `models`; `attention`,
+ * `hessian`, `landscape`, `topology`, `spectral` as they land.
  */
 export { NnscopeError, ErrorCodes, isNnscopeError, type ErrorCode } from './errors.js';
 export { Tensor, type Float32Tensor, dtypeOf, shapeSize, MAX_ELEMENTS, type DType, type TypedArrayOf, type AnyTypedArray } from './tensor.js';
@@ -9,3 +9,5 @@ export type { TensorLike, DeviceName } from './validate.js';
 export type { AsyncOptions, ProgressEvent } from './async.js';
 export { devices, buildInfo, numThreads, setNumThreads, type DevicesReport, type CudaReport } from './system.js';
 export * as linalg from './linalg/index.js';
+export * as models from './models/index.js';
+export * as io from './io/index.js';

@@ -49,6 +49,30 @@ export interface NativeGpuReport {
   architectures: string;
 }
 
+type Cancellable = NativeOpBase;
+
+export interface NativeObjectiveHandle {
+  readonly dim: number;
+  readonly kind: 'mlp' | 'pinn';
+  layout(): { name: string; offset: number; shape: number[] }[];
+  loss(o: Cancellable & { theta: Float32Array }): Promise<number>;
+  lossGrad(o: Cancellable & { theta: Float32Array; grad: Float32Array }): Promise<number>;
+  hvp(o: Cancellable & { theta: Float32Array; v: Float32Array; hv: Float32Array }): Promise<void>;
+  lossGrad64(o: Cancellable & { theta: Float64Array; grad: Float64Array }): Promise<number>;
+  hvp64(o: Cancellable & { theta: Float64Array; v: Float64Array; hv: Float64Array }): Promise<void>;
+  lossGrid(o: Cancellable & { theta0: Float32Array; dirs: Float32Array; k: number; coords: Float32Array; out: Float64Array }): Promise<void>;
+  train(o: Cancellable & Record<string, unknown> & { theta: Float32Array }): Promise<{
+    lossHistory: Float64Array; steps: number; functionEvals: number; gradientEvals: number;
+    stopReason: 'converged_grad' | 'converged_change' | 'max_steps' | 'line_search_failed' | 'non_finite';
+    message: string; finalLoss: number; finalGradNorm: number;
+  }>;
+  pinnEval(o: Cancellable & { theta: Float32Array }): Promise<{ relativeL2: number; initial: number; boundary: number; residual: number }>;
+}
+
+export interface NativeDataset {
+  n: number; dIn: number; dOut: number; inputs: Float32Array; targets?: Float32Array; labels?: Int32Array;
+}
+
 /** Everything the .node exports (kept in step with native/addon). */
 export interface NativeBinding {
   setErrorFactory(f: (code: string, message: string) => Error): void;
@@ -69,6 +93,16 @@ export interface NativeBinding {
       trans: boolean; alpha: number; beta: number; checkFinite: boolean;
     }): Promise<'cpu' | 'cuda'>;
     vector(o: NativeOpBase & { op: 'dot' | 'nrm2' | 'axpy'; x: Float32Array; y?: Float32Array; alpha?: number }): Promise<number | undefined>;
+  };
+  io: {
+    openSafetensors(o: NativeOpBase & { path: string; mmap: boolean }): Promise<unknown>;
+    writeSafetensors(o: NativeOpBase & { path: string; tensors: unknown[]; metadata: Record<string, string> }): Promise<void>;
+  };
+  models: {
+    createMlp(o: Record<string, unknown>): NativeObjectiveHandle;
+    createPinn(o: Record<string, unknown>): NativeObjectiveHandle;
+    initParams(o: { widths: number[]; activation: string; seed: number; init: string }): Float32Array;
+    dataset(o: Record<string, unknown>): NativeDataset;
   };
 }
 

@@ -15,6 +15,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_common(env, exports);
   init_system(env, exports);
   init_linalg(env, exports);
+  init_models(env, exports);
+  init_io(env, exports);
   return exports;
 }
 

@@ -77,6 +77,26 @@ std::string get_string(const Napi::Object& opts, const char* key) {
   return v.As<Napi::String>().Utf8Value();
 }
 
+Napi::Object options_of(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsObject()) fail(ErrorCode::InvalidArgument, "expected an options object");
+  return info[0].As<Napi::Object>();
+}
+
+std::vector<std::size_t> get_sizes(const Napi::Object& opts, const char* key) {
+  Napi::Value v = opts.Get(key);
+  if (!v.IsArray()) fail(ErrorCode::InvalidArgument, std::string("option '") + key + "' must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::size_t> out(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value e = a.Get(i);
+    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0)
+      fail(ErrorCode::InvalidArgument, std::string("option '") + key + "' must hold non-negative integers");
+    out[i] = static_cast<std::size_t>(d);
+  }
+  return out;
+}
+
 namespace {
 template <typename T>
 constexpr napi_typedarray_type typed_array_type() {

@@ -13,8 +13,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/context.h"
 #include "base/error.h"
@@ -110,10 +112,42 @@ class OpWorker : public Napi::AsyncWorker {
   std::string message_;
 };
 
+// An OpWorker from two lambdas: run(ctx) on the libuv thread, result(env) on the
+// JS thread. The lambdas own (by capture) whatever the op needs.
+class LambdaWorker : public OpWorker {
+ public:
+  using RunFn = std::function<void(const OpContext&)>;
+  using ResultFn = std::function<Napi::Value(Napi::Env)>;
+  LambdaWorker(Napi::Env env, const Napi::Object& opts, RunFn run, ResultFn result)
+      : OpWorker(env, opts), run_(std::move(run)), result_(std::move(result)) {}
+
+ protected:
+  void Run(const OpContext& ctx) override { run_(ctx); }
+  Napi::Value Result(Napi::Env env) override { return result_ ? result_(env) : env.Undefined(); }
+
+ private:
+  RunFn run_;
+  ResultFn result_;
+};
+
+// Queues a LambdaWorker and returns its promise.
+inline Napi::Promise start_op(Napi::Env env, const Napi::Object& opts, LambdaWorker::RunFn run,
+                              LambdaWorker::ResultFn result = {}) {
+  return (new LambdaWorker(env, opts, std::move(run), std::move(result)))->Start();
+}
+
+// The options object of a call (its first argument), or ERR_INVALID_ARGUMENT.
+Napi::Object options_of(const Napi::CallbackInfo& info);
+
+// A JS array of non-negative integers.
+std::vector<std::size_t> get_sizes(const Napi::Object& opts, const char* key);
+
 // ---- module parts (one per family), called from addon.cpp
 
 void init_common(Napi::Env env, Napi::Object exports);
 void init_system(Napi::Env env, Napi::Object exports);
 void init_linalg(Napi::Env env, Napi::Object exports);
+void init_models(Napi::Env env, Napi::Object exports);
+void init_io(Napi::Env env, Napi::Object exports);
 
 }  // namespace nnscope::addon

@@ -134,11 +134,7 @@ class VectorWorker : public OpWorker {
 template <typename W>
 Napi::Value start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsObject()) fail(ErrorCode::InvalidArgument, "expected an options object");
-    auto* w = new W(env, info[0].As<Napi::Object>());
-    return w->Start();
-  });
+  return guarded(env, [&]() -> Napi::Value { return (new W(env, options_of(info)))->Start(); });
 }
 
 }  // namespace

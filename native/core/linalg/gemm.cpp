@@ -18,6 +18,10 @@
 // block) and is updated with the same expression whatever the tile shape, so the
 // result is bit-identical for every thread count and task grid.
 #include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <vector>
 
@@ -27,6 +31,12 @@
 #include "linalg/blas.h"
 #include "linalg/gemm_kernels.h"
 #include "linalg/gemm_pack.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NNSCOPE_NOINLINE __attribute__((noinline))
+#else
+#define NNSCOPE_NOINLINE
+#endif
 
 namespace nnscope::linalg {
 namespace detail {
@@ -110,26 +120,52 @@ using detail::GemmKernel;
 
 constexpr std::size_t kMaxNC = 4096;  // columns of op(B) packed per jc block
 constexpr std::size_t kMaxMB = 2048;  // rows of op(A) packed per ic block
+// Up to this many multiply-adds: direct loops without packing (measured: the
+// packed path's fixed cost, ~0.3 µs, wins from about 8×8×8 up).
+constexpr double kTinyFma = 512;
 // Below this many multiply-adds a call runs on the calling thread only.
 constexpr double kParallelMinFma = 96.0 * 96.0 * 96.0;
 
-// Scratch for the packed blocks, cached per calling thread (grow-only, freed at
-// thread exit). A re-entrant call on the same thread (e.g. from a progress
-// callback) falls back to a fresh allocation.
+// Scratch for the packed blocks. Released buffers go back to a small
+// process-wide free list (grow-only buffers, at most kKeep kept), so memory is
+// bounded by the number of concurrent calls, not by the threads that ever called.
 struct Scratch {
   AlignedBuffer<float> a, b;
-  bool busy = false;
 };
-thread_local Scratch tls_scratch;
 
-struct ScratchLease {
-  Scratch* s;
-  Scratch own;
-  ScratchLease() : s(&tls_scratch) {
-    if (s->busy) s = &own;
-    s->busy = true;
+class ScratchLease {
+ public:
+  ScratchLease() {
+    {
+      std::lock_guard<std::mutex> lock(mu());
+      auto& f = free_list();
+      if (!f.empty()) {
+        s_ = std::move(f.back());
+        f.pop_back();
+      }
+    }
+    if (!s_) s_.reset(new Scratch);
   }
-  ~ScratchLease() { s->busy = false; }
+  ~ScratchLease() {
+    std::lock_guard<std::mutex> lock(mu());
+    auto& f = free_list();
+    if (f.size() < kKeep) f.push_back(std::move(s_));
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch& operator*() { return *s_; }
+
+ private:
+  static constexpr std::size_t kKeep = 4;
+  static std::mutex& mu() {
+    static std::mutex m;
+    return m;
+  }
+  static std::vector<std::unique_ptr<Scratch>>& free_list() {
+    static std::vector<std::unique_ptr<Scratch>> f;
+    return f;
+  }
+  std::unique_ptr<Scratch> s_;
 };
 
 std::size_t round_up(std::size_t x, std::size_t m) { return (x + m - 1) / m * m; }
@@ -153,6 +189,40 @@ void scale_c(std::size_t m, std::size_t n, float beta, float* c, std::size_t ldc
       std::memset(r, 0, n * sizeof(float));
     else
       for (std::size_t j = 0; j < n; ++j) r[j] *= beta;
+  }
+}
+
+// Tiny products (a few thousand multiply-adds): direct loops, no packing. Row i
+// of C accumulates in a small buffer, k in order.
+NNSCOPE_NOINLINE void gemm_tiny(const GemmArgs& g) {
+  constexpr std::size_t kW = 64;
+  const std::size_t m = g.m, n = g.n, k = g.k, lda = g.lda, ldb = g.ldb, ldc = g.ldc;
+  const bool ta = g.trans_a, tb = g.trans_b;
+  const float alpha = g.alpha, beta = g.beta;
+  const float* const a = g.a;
+  const float* const b = g.b;
+  float* const c = g.c;
+  float acc[kW];
+  for (std::size_t i = 0; i < m; ++i) {
+    for (std::size_t j0 = 0; j0 < n; j0 += kW) {
+      const std::size_t w = std::min(kW, n - j0);
+      for (std::size_t j = 0; j < w; ++j) acc[j] = 0.0f;
+      for (std::size_t p = 0; p < k; ++p) {
+        const float av = ta ? a[p * lda + i] : a[i * lda + p];
+        if (tb) {
+          const float* bc = b + j0 * ldb + p;
+          for (std::size_t j = 0; j < w; ++j) acc[j] += av * bc[j * ldb];
+        } else {
+          const float* br = b + p * ldb + j0;
+          for (std::size_t j = 0; j < w; ++j) acc[j] += av * br[j];
+        }
+      }
+      float* cr = c + i * ldc + j0;
+      if (beta == 0.0f)
+        for (std::size_t j = 0; j < w; ++j) cr[j] = alpha * acc[j];
+      else
+        for (std::size_t j = 0; j < w; ++j) cr[j] = alpha * acc[j] + beta * cr[j];
+    }
   }
 }
 
@@ -211,6 +281,10 @@ void sgemm_cpu(const GemmArgs& g, const OpContext& ctx) {
     gemm_as_gemv(g, ctx);
     return;
   }
+  if (double(m) * double(n) * double(k) <= kTinyFma) {
+    gemm_tiny(g);
+    return;
+  }
 
   const GemmKernel& K = detail::gemm_kernel();
   const std::size_t MR = std::size_t(K.mr), NR = std::size_t(K.nr);
@@ -218,18 +292,39 @@ void sgemm_cpu(const GemmArgs& g, const OpContext& ctx) {
   // k partition: blocks of (nearly) equal depth ≤ K.kc; depends on k only.
   const std::size_t nk = ceil_div(k, K.kc);
   const std::size_t kcb = ceil_div(k, nk);
-  const std::size_t NC = std::min(round_up(n, NR), kMaxNC);
-  const std::size_t MB = std::min(round_up(m, MR), kMaxMB);
+  const std::size_t NC = std::min(round_up(n, NR), kMaxNC / NR * NR);
+  const std::size_t MB = std::min(round_up(m, MR), kMaxMB / MR * MR);
 
-  const int threads = ThreadPool::global().size();
-  const bool parallel = threads > 1 && double(m) * double(n) * double(k) >= kParallelMinFma;
+  const double fmas = double(m) * double(n) * double(k);
+  const int threads = fmas >= kParallelMinFma ? ThreadPool::global().size() : 1;
+  const bool parallel = threads > 1;
 
   ScratchLease lease;
-  Scratch& s = *lease.s;
+  Scratch& s = *lease;
   s.a.resize(checked_mul(MB, kcb));
   s.b.resize(checked_mul(NC, kcb));
   float* const ap = s.a.data();
   float* const bp = s.b.data();
+
+  // Serial and small enough for one B block in L2: pack everything per k block
+  // and sweep it (no tiles, no jobs: the fixed cost of a tiny call stays small).
+  if (!parallel && m <= MB && n <= K.nb) {
+    for (std::size_t kb = 0; kb < nk; ++kb) {
+      ctx.check();
+      const std::size_t pc = kb * kcb;
+      const std::size_t kc = std::min(kcb, k - pc);
+      K.pack_b(g.trans_b, g.trans_b ? g.b + pc : g.b + pc * g.ldb, g.ldb, n, kc, bp);
+      K.pack_a(g.trans_a, g.trans_a ? g.a + pc * g.lda : g.a + pc, g.lda, m, kc, ap);
+      K.macro(m, n, kc, ap, bp, g.alpha, kb == 0 ? g.beta : 1.0f, g.c, g.ldc);
+      if (nk > 1) ctx.report(2.0 * double(m) * double(n) * double(pc + kc), 2.0 * fmas);
+    }
+    if (nk == 1) ctx.report(2.0 * fmas, 2.0 * fmas);
+    return;
+  }
+
+  // Pack-job states (0 free, 1 being packed, 2 done), sized for the largest step.
+  const std::size_t max_jobs = ceil_div(MB, MR) + ceil_div(NC, NR) + 2;
+  std::unique_ptr<std::atomic<int>[]> state(new std::atomic<int>[max_jobs]);
 
   const double total = 2.0 * double(m) * double(n) * double(k);
   double done = 0;
@@ -245,29 +340,9 @@ void sgemm_cpu(const GemmArgs& g, const OpContext& ctx) {
         ctx.check();
         const std::size_t mc = std::min(MB, m - ic);
         const std::size_t na_panels = ceil_div(mc, MR);
+        const bool pack_b = ic == 0;  // B[pc, jc] serves every ic block
 
-        // ---- pack (B once per pc block, A per ic block), ~64 K floats per chunk
-        const std::size_t a_group = std::max<std::size_t>(1, (std::size_t(1) << 16) / (MR * kc));
-        const std::size_t b_group = std::max<std::size_t>(1, (std::size_t(1) << 16) / (NR * kc));
-        const std::size_t a_chunks = ceil_div(na_panels, a_group);
-        const std::size_t b_chunks = ic == 0 ? ceil_div(nb_panels, b_group) : 0;
-        run_chunks(a_chunks + b_chunks, parallel, [&](std::size_t t) {
-          ctx.check();
-          if (t < a_chunks) {
-            const std::size_t q0 = t * a_group, q1 = std::min(na_panels, q0 + a_group);
-            const std::size_t r0 = q0 * MR, rows = std::min(mc, q1 * MR) - r0;
-            const float* src = g.trans_a ? g.a + pc * g.lda + (ic + r0) : g.a + (ic + r0) * g.lda + pc;
-            K.pack_a(g.trans_a, src, g.lda, rows, kc, ap + r0 * kc);
-          } else {
-            t -= a_chunks;
-            const std::size_t q0 = t * b_group, q1 = std::min(nb_panels, q0 + b_group);
-            const std::size_t c0 = q0 * NR, cols = std::min(nc, q1 * NR) - c0;
-            const float* src = g.trans_b ? g.b + (jc + c0) * g.ldb + pc : g.b + pc * g.ldb + (jc + c0);
-            K.pack_b(g.trans_b, src, g.ldb, cols, kc, bp + c0 * kc);
-          }
-        });
-
-        // ---- compute: a grid of TM×TN tiles of the mc×nc block
+        // Tiles of the mc×nc block of C: TN columns (L2-sized B block) × TM rows.
         std::size_t n_tiles = ceil_div(nc, K.nb);
         const std::size_t tn = round_up(ceil_div(nc, n_tiles), NR);
         n_tiles = ceil_div(nc, tn);
@@ -279,12 +354,57 @@ void sgemm_cpu(const GemmArgs& g, const OpContext& ctx) {
         }
         const std::size_t tm = tm_panels * MR;
         const std::size_t m_tiles = ceil_div(mc, tm);
+
+        // Pack jobs of ~64 K floats: B first (every early tile needs B's first
+        // columns), then A.
+        const std::size_t a_group = std::max<std::size_t>(1, (std::size_t(1) << 16) / (MR * kc));
+        const std::size_t b_group = std::max<std::size_t>(1, (std::size_t(1) << 16) / (NR * kc));
+        const std::size_t a_jobs = ceil_div(na_panels, a_group);
+        const std::size_t b_jobs = pack_b ? ceil_div(nb_panels, b_group) : 0;
+        const std::size_t pack_jobs = b_jobs + a_jobs;
+        for (std::size_t j = 0; j < pack_jobs; ++j) state[j].store(0, std::memory_order_relaxed);
+
+        // Packs job j unless another thread has claimed it (never throws).
+        auto pack = [&](std::size_t j) {
+          int expected = 0;
+          if (!state[j].compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return;
+          if (j < b_jobs) {
+            const std::size_t q0 = j * b_group, q1 = std::min(nb_panels, q0 + b_group);
+            const std::size_t c0 = q0 * NR, cols = std::min(nc, q1 * NR) - c0;
+            const float* src = g.trans_b ? g.b + (jc + c0) * g.ldb + pc : g.b + pc * g.ldb + (jc + c0);
+            K.pack_b(g.trans_b, src, g.ldb, cols, kc, bp + c0 * kc);
+          } else {
+            const std::size_t q0 = (j - b_jobs) * a_group, q1 = std::min(na_panels, q0 + a_group);
+            const std::size_t r0 = q0 * MR, rows = std::min(mc, q1 * MR) - r0;
+            const float* src = g.trans_a ? g.a + pc * g.lda + (ic + r0) : g.a + (ic + r0) * g.lda + pc;
+            K.pack_a(g.trans_a, src, g.lda, rows, kc, ap + r0 * kc);
+          }
+          state[j].store(2, std::memory_order_release);
+        };
+        // Makes sure pack jobs [j0, j1] are done: claims unclaimed ones, waits
+        // for those in progress (their owners are running and never block).
+        auto need = [&](std::size_t j0, std::size_t j1) {
+          for (std::size_t j = j0; j <= j1; ++j) {
+            if (state[j].load(std::memory_order_acquire) == 2) continue;
+            pack(j);
+            for (int spins = 0; state[j].load(std::memory_order_acquire) != 2; ++spins)
+              if (spins > 64) std::this_thread::yield();
+          }
+        };
+
+        // One job: the pack jobs, then the tiles (tile-major over B blocks so
+        // consecutive tiles share the L2-resident B block). A tile packs or waits
+        // for what it reads; no barrier between packing and computing.
         float* const cblk = g.c + ic * g.ldc + jc;
-        run_chunks(m_tiles * n_tiles, parallel, [&](std::size_t t) {
+        run_chunks(pack_jobs + m_tiles * n_tiles, parallel, [&](std::size_t t) {
+          if (t < pack_jobs) return pack(t);
+          t -= pack_jobs;
           ctx.check();
           const std::size_t tj = t / m_tiles, ti = t % m_tiles;
           const std::size_t i0 = ti * tm, j0 = tj * tn;
           const std::size_t rows = std::min(tm, mc - i0), cols = std::min(tn, nc - j0);
+          if (pack_b) need(j0 / NR / b_group, (j0 + cols - 1) / NR / b_group);
+          need(b_jobs + i0 / MR / a_group, b_jobs + (i0 + rows - 1) / MR / a_group);
           K.macro(rows, cols, kc, ap + i0 * kc, bp + j0 * kc, g.alpha, beta, cblk + i0 * g.ldc + j0, g.ldc);
         });
 
