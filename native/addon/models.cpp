@@ -23,20 +23,31 @@ using models::Objective;
 struct ObjectiveState {
   std::string kind;  // "mlp" | "pinn"
   std::unique_ptr<Objective> cpu;
+  std::unique_ptr<Objective> gpu;  // made on first use of device 'cuda' (under mu)
   models::ParamLayout layout;
   // MLP only: the spec and an owned copy of the data (mini-batch training builds
   // per-step objectives from it).
   models::MlpSpec mlp_spec;
   models::OwnedDataset data;
+  std::vector<std::size_t> indices;
   // PINN only.
   models::PinnSpec pinn_spec;
   std::mutex mu;
 };
 
-Objective& objective_for(ObjectiveState& s, Device requested) {
-  if (resolve_device(requested) == Device::Cuda)
-    fail(ErrorCode::DeviceUnavailable, "models on 'cuda' are not available in this build yet; use device 'cpu'");
-  return *s.cpu;
+// The objective for a device; the GPU one is created lazily (its data is uploaded
+// once). Call with s.mu held.
+Objective& objective_for(ObjectiveState& s, Device device) {
+  if (device != Device::Cuda) return *s.cpu;
+  if (!s.gpu) {
+    GpuBackend& gpu = require_gpu();
+    if (s.kind == "mlp") {
+      s.gpu = gpu.make_mlp_objective(s.mlp_spec, s.data.view(), s.indices);
+    } else {
+      s.gpu = gpu.make_pinn_objective(s.pinn_spec, static_cast<models::PinnObjective&>(*s.cpu).points());
+    }
+  }
+  return *s.gpu;
 }
 
 Device device_of(const Napi::Object& opts) {
@@ -94,14 +105,14 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
       Napi::Object o = options_of(info);
       const float* theta = get_array<float>(o, "theta", dim()).data;
       auto st = state_;
-      Objective& obj = objective_for(*st, device_of(o));
+      const Device device = resolve_device(device_of(o));
       auto value = std::make_shared<double>(0);
       return start_op(
           info.Env(), o,
-          [st, &obj, theta, value](const OpContext& ctx) {
+          [st, device, theta, value](const OpContext& ctx) {
             std::lock_guard<std::mutex> lock(st->mu);
             require_finite(theta, st->layout.total, "theta");
-            *value = obj.loss(theta, ctx);
+            *value = objective_for(*st, device).loss(theta, ctx);
           },
           [value](Napi::Env env) { return Napi::Number::New(env, *value); });
     });
@@ -114,14 +125,14 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
       const float* theta = get_array<float>(o, "theta", dim()).data;
       float* grad = get_array<float>(o, "grad", dim()).data;
       auto st = state_;
-      Objective& obj = objective_for(*st, device_of(o));
+      const Device device = resolve_device(device_of(o));
       auto value = std::make_shared<double>(0);
       return start_op(
           info.Env(), o,
-          [st, &obj, theta, grad, value](const OpContext& ctx) {
+          [st, device, theta, grad, value](const OpContext& ctx) {
             std::lock_guard<std::mutex> lock(st->mu);
             require_finite(theta, st->layout.total, "theta");
-            *value = obj.loss_grad(theta, grad, ctx);
+            *value = objective_for(*st, device).loss_grad(theta, grad, ctx);
           },
           [value](Napi::Env env) { return Napi::Number::New(env, *value); });
     });
@@ -135,12 +146,12 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
       const float* v = get_array<float>(o, "v", dim()).data;
       float* hv = get_array<float>(o, "hv", dim()).data;
       auto st = state_;
-      Objective& obj = objective_for(*st, device_of(o));
-      return start_op(info.Env(), o, [st, &obj, theta, v, hv](const OpContext& ctx) {
+      const Device device = resolve_device(device_of(o));
+      return start_op(info.Env(), o, [st, device, theta, v, hv](const OpContext& ctx) {
         std::lock_guard<std::mutex> lock(st->mu);
         require_finite(theta, st->layout.total, "theta");
         require_finite(v, st->layout.total, "v");
-        obj.hvp(theta, v, hv, ctx);
+        objective_for(*st, device).hvp(theta, v, hv, ctx);
       });
     });
   }
@@ -188,15 +199,15 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
       auto out = get_array<double>(o, "out");
       const float* coords = get_array<float>(o, "coords", checked_mul(out.length, k)).data;
       auto st = state_;
-      Objective& obj = objective_for(*st, device_of(o));
+      const Device device = resolve_device(device_of(o));
       double* dst = out.data;
       const std::size_t n = out.length;
-      return start_op(info.Env(), o, [st, &obj, theta0, dirs, k, coords, n, dst](const OpContext& ctx) {
+      return start_op(info.Env(), o, [st, device, theta0, dirs, k, coords, n, dst](const OpContext& ctx) {
         std::lock_guard<std::mutex> lock(st->mu);
         require_finite(theta0, st->layout.total, "theta0");
         require_finite(dirs, k * st->layout.total, "directions");
         require_finite(coords, n * k, "coords");
-        obj.loss_grid(theta0, dirs, k, coords, n, dst, ctx);
+        objective_for(*st, device).loss_grid(theta0, dirs, k, coords, n, dst, ctx);
       });
     });
   }
@@ -237,12 +248,12 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
       const std::size_t batch = has(o, "batchSize") ? get_size(o, "batchSize") : 0;
       auto st = state_;
       if (batch > 0 && st->kind != "mlp") fail(ErrorCode::InvalidArgument, "batchSize applies to MLP objectives only");
-      Objective& obj = objective_for(*st, device_of(o));
+      const Device device = resolve_device(device_of(o));
       models::validate(t);
       auto result = std::make_shared<models::TrainResult>();
       return start_op(
           info.Env(), o,
-          [st, &obj, theta, t, batch, result](const OpContext& ctx) mutable {
+          [st, device, theta, t, batch, result](const OpContext& ctx) mutable {
             std::lock_guard<std::mutex> lock(st->mu);
             std::unique_ptr<models::MinibatchSampler> sampler;
             std::unique_ptr<Objective> current;
@@ -250,11 +261,13 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
               sampler = std::make_unique<models::MinibatchSampler>(st->data.n, batch, t.seed);
               const models::Dataset view = st->data.view();
               t.batch = [&, view](int step) -> Objective& {
-                current = std::make_unique<models::MlpObjective>(st->mlp_spec, view, sampler->batch(step));
+                const auto& idx = sampler->batch(step);
+                current = device == Device::Cuda ? require_gpu().make_mlp_objective(st->mlp_spec, view, idx)
+                                                 : std::make_unique<models::MlpObjective>(st->mlp_spec, view, idx);
                 return *current;
               };
             }
-            *result = models::train(obj, theta, t, ctx);
+            *result = models::train(objective_for(*st, device), theta, t, ctx);
           },
           [result](Napi::Env env) -> Napi::Value {
             const auto& r = *result;
@@ -350,9 +363,8 @@ Napi::Value CreateMlp(const Napi::CallbackInfo& info) {
       auto l = get_array<int32_t>(o, "labels", n);
       d.labels.assign(l.data, l.data + l.length);
     }
-    std::vector<std::size_t> indices;
-    if (has(o, "indices")) indices = get_sizes(o, "indices");
-    st->cpu = std::make_unique<models::MlpObjective>(spec, d.view(), indices);
+    if (has(o, "indices")) st->indices = get_sizes(o, "indices");
+    st->cpu = std::make_unique<models::MlpObjective>(spec, d.view(), st->indices);
     st->layout = models::mlp_layout(spec.widths);
     return wrap(env, st);
   });

@@ -12,7 +12,8 @@
 //          blobs): loss, loss_grad, hvp
 //   grid   loss_grid points per second: the default PINN (N_f = 100, the papers'
 //          set-up) on the 41³ grid of coefficients in [−1, 1]³ along 3 random
-//          directions (the first --grid-points rows of it unless --full-grid), and
+//          directions (the first --grid-points rows of it, 5 samples; or all 68,921
+//          rows once, no warm-up, with --full-grid), and
 //          the MLP above along 3 directions (layer-0 split path)
 //
 // Each time is the median of ≥5 samples after a warm-up (min and max alongside),
@@ -62,8 +63,8 @@ double median_of(std::vector<double> t) {
   return t.size() % 2 ? t[h] : 0.5 * (t[h - 1] + t[h]);
 }
 
-Stat measure(const std::function<void()>& fn, int samples) {
-  fn();  // warm-up (sizes scratch)
+Stat measure(const std::function<void()>& fn, int samples, bool warm_up = true) {
+  if (warm_up) fn();  // sizes scratch
   std::vector<double> t, c;
   for (int s = 0; s < samples; ++s) {
     const double c0 = process_cpu_s();
@@ -213,7 +214,8 @@ int main(int argc, char** argv) {
   auto add = [&](const std::string& model, const std::string& op, const std::string& shape, int t,
                  const std::function<void()>& fn, double points = 0, int n_samples = 0) {
     if (!only.empty() && (model + " " + op).find(only) == std::string::npos) return;
-    Row r{model, op, shape, t, measure(fn, n_samples ? n_samples : samples), points};
+    // n_samples = 1: one long run (the full 41³ grid), no warm-up
+    Row r{model, op, shape, t, measure(fn, n_samples ? n_samples : samples, n_samples != 1), points};
     print_row(r);
     rows.push_back(r);
   };

@@ -696,22 +696,23 @@ NNSCOPE_TEST(saxpy_against_reference) {
 }
 
 NNSCOPE_TEST(level1_bit_identical_across_thread_counts) {
+  // Sizes of one, a few and many 32 Ki-element chunks.
   for_each_isa([](Isa) {
-   for (std::size_t n : {std::size_t(50001), std::size_t(90001), (std::size_t(1) << 20) + 12345}) {
-    const std::vector<float> x = gaussian(n, 15), y0 = gaussian(n, 16);
-    set_num_threads(1);
-    const double d1 = sdot_cpu(n, x.data(), y0.data()), r1 = snrm2_cpu(n, x.data());
-    std::vector<float> y1 = y0;
-    saxpy_cpu(n, 0.3f, x.data(), y1.data());
-    for (int t : {2, 3}) {
-      set_num_threads(t);
-      const double d = sdot_cpu(n, x.data(), y0.data()), r = snrm2_cpu(n, x.data());
-      EXPECT(std::memcmp(&d, &d1, sizeof d) == 0);
-      EXPECT(std::memcmp(&r, &r1, sizeof r) == 0);
-      std::vector<float> y = y0;
-      saxpy_cpu(n, 0.3f, x.data(), y.data());
-      EXPECT(same_bits(y, y1));
+    for (std::size_t n : {std::size_t(50001), std::size_t(90001), (std::size_t(1) << 20) + 12345}) {
+      const std::vector<float> x = gaussian(n, 15), y0 = gaussian(n, 16);
+      set_num_threads(1);
+      const double d1 = sdot_cpu(n, x.data(), y0.data()), r1 = snrm2_cpu(n, x.data());
+      std::vector<float> y1 = y0;
+      saxpy_cpu(n, 0.3f, x.data(), y1.data());
+      for (int t : {2, 3}) {
+        set_num_threads(t);
+        const double d = sdot_cpu(n, x.data(), y0.data()), r = snrm2_cpu(n, x.data());
+        EXPECT(std::memcmp(&d, &d1, sizeof d) == 0);
+        EXPECT(std::memcmp(&r, &r1, sizeof r) == 0);
+        std::vector<float> y = y0;
+        saxpy_cpu(n, 0.3f, x.data(), y.data());
+        EXPECT(same_bits(y, y1));
+      }
     }
-   }
   });
 }

@@ -2,6 +2,8 @@
 
 #include <atomic>
 
+#include "models/objective.h"
+
 namespace nnscope {
 
 namespace {
@@ -22,6 +24,15 @@ const char* device_name(Device d) noexcept {
     case Device::Cuda: return "cuda";
   }
   return "cpu";
+}
+
+std::unique_ptr<models::Objective> GpuBackend::make_mlp_objective(const models::MlpSpec&, const models::Dataset&,
+                                                                  const std::vector<std::size_t>&) {
+  fail(ErrorCode::DeviceUnavailable, "this GPU backend has no model kernels");
+}
+
+std::unique_ptr<models::Objective> GpuBackend::make_pinn_objective(const models::PinnSpec&, const models::PinnPoints&) {
+  fail(ErrorCode::DeviceUnavailable, "this GPU backend has no model kernels");
 }
 
 GpuBackend* gpu_backend() noexcept { return g_backend.load(std::memory_order_acquire); }

@@ -3,7 +3,9 @@
 // with set_gpu_backend(). The core never includes a CUDA header.
 #pragma once
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "base/context.h"
 
@@ -33,6 +35,13 @@ namespace linalg {
 struct GemmArgs;
 struct GemvArgs;
 }  // namespace linalg
+namespace models {
+class Objective;
+struct MlpSpec;
+struct Dataset;
+struct PinnSpec;
+struct PinnPoints;
+}  // namespace models
 
 // The GPU side of every op. Pointers are host pointers: the backend stages data
 // through device memory itself. Methods may throw nnscope::Error (codes Cuda,
@@ -52,6 +61,16 @@ class GpuBackend {
   virtual double sdot(std::size_t n, const float* x, const float* y) = 0;
   virtual void saxpy(std::size_t n, float alpha, const float* x, float* y) = 0;
   virtual double snrm2(std::size_t n, const float* x) = 0;
+
+  // ---- models (contracts as in models/objective.h, mlp.h, pinn.h): objectives whose
+  // data lives on the GPU. θ, v, grad, hv, coords stay host pointers; the float64
+  // reference paths may run on the CPU.
+  // The defaults throw DeviceUnavailable (a backend without these kernels).
+  virtual std::unique_ptr<models::Objective> make_mlp_objective(const models::MlpSpec& spec,
+                                                                const models::Dataset& data,
+                                                                const std::vector<std::size_t>& indices);
+  virtual std::unique_ptr<models::Objective> make_pinn_objective(const models::PinnSpec& spec,
+                                                                 const models::PinnPoints& points);
 };
 
 // The installed backend, or nullptr (a CPU-only build, or nothing installed).

@@ -53,9 +53,11 @@ inline void micro_generic(std::size_t kc, const float* __restrict a, const float
   for (int i = 0; i < kGenMR; ++i)
     for (int j = 0; j < kGenNR; ++j) acc[i][j] = 0.0f;
   for (std::size_t p = 0; p < kc; ++p) {
+    float bv[kGenNR];
+    for (int j = 0; j < kGenNR; ++j) bv[j] = b[j];
     for (int i = 0; i < kGenMR; ++i) {
       const float av = a[i];
-      for (int j = 0; j < kGenNR; ++j) acc[i][j] += av * b[j];
+      for (int j = 0; j < kGenNR; ++j) acc[i][j] += av * bv[j];
     }
     a += kGenMR;
     b += kGenNR;

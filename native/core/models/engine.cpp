@@ -138,12 +138,17 @@ void grow(AlignedBuffer<T>& b, std::size_t n) {
 
 // out[j] = Σ_i m[i·n + j] over `rows` rows, accumulated in double in row order.
 template <typename T>
-void column_sums(std::size_t rows, std::size_t n, const T* m, T* out, std::vector<double>& acc) {
-  acc.assign(n, 0.0);
+void column_sums_rows(std::size_t rows, std::size_t n, const T* __restrict m, double* __restrict acc) {
+  for (std::size_t j = 0; j < n; ++j) acc[j] = 0.0;
   for (std::size_t i = 0; i < rows; ++i) {
-    const T* r = m + i * n;
+    const T* __restrict r = m + i * n;
     for (std::size_t j = 0; j < n; ++j) acc[j] += double(r[j]);
   }
+}
+template <typename T>
+void column_sums(std::size_t rows, std::size_t n, const T* m, T* out, std::vector<double>& acc) {
+  if (acc.size() < n) acc.resize(n);
+  column_sums_rows(rows, n, m, acc.data());
   for (std::size_t j = 0; j < n; ++j) out[j] = T(acc[j]);
 }
 
@@ -163,6 +168,10 @@ template <typename T>
 void ew_mul3_add_mul(std::size_t n, const T* __restrict a, const T* __restrict b, const T* __restrict c,
                      const T* __restrict d, const T* __restrict e, T* __restrict out) {
   for (std::size_t i = 0; i < n; ++i) out[i] = a[i] * b[i] * c[i] + d[i] * e[i];
+}
+// y += a·x
+inline void ew_axpy(std::size_t n, float a, const float* __restrict x, float* __restrict y) {
+  for (std::size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 // R{δ_0} channel terms: out += rg·s2·z + g·(s3·rz0·z + s2·rz)
 template <typename T>
@@ -333,7 +342,8 @@ double evaluate(const Net& net, const std::vector<Task<T>>& tasks, Mode mode, co
   std::vector<double> acc;
   if (vec) {
     const std::size_t budget = std::size_t(64) << 20;
-    wave = std::max<std::size_t>(1, std::min<std::size_t>({nt, std::size_t(64), budget / std::max<std::size_t>(1, P * sizeof(T))}));
+    wave = std::max<std::size_t>(
+        1, std::min<std::size_t>({nt, std::size_t(64), budget / std::max<std::size_t>(1, P * sizeof(T))}));
     parts.resize(checked_mul(wave, P));
     acc.assign(P, 0.0);
   }
@@ -372,8 +382,12 @@ void evaluate_grid(const Net& net, const std::vector<Task<float>>& tasks, const 
   const std::size_t P = net.P, d_in = net.widths[0], n1 = net.widths[1];
   const std::size_t nt = tasks.size();
 
-  // Layer-0 split: X·W₀ᵀ and X·D_jᵀ once per task (primal rows only).
-  const bool split = k > 0 && k < d_in;
+  // Layer-0 split: X·W₀ᵀ and X·D_jᵀ once per task (primal rows only), when it
+  // saves work (k < d_in) and its tables stay within 256 MiB.
+  std::size_t primal_rows = 0;
+  for (const auto& t : tasks) primal_rows += (t.hi - t.lo) * t.group->rows_per_unit;
+  const double table_bytes = double(k + 1) * double(primal_rows) * double(n1) * sizeof(float);
+  const bool split = k > 0 && k < d_in && table_bytes <= double(std::size_t(256) << 20);
   std::vector<AlignedBuffer<float>> pre(split ? nt : 0);
   std::vector<std::size_t> rows(nt);
   for (std::size_t t = 0; t < nt; ++t) rows[t] = (tasks[t].hi - tasks[t].lo) * tasks[t].group->rows_per_unit;
@@ -405,13 +419,11 @@ void evaluate_grid(const Net& net, const std::vector<Task<float>>& tasks, const 
       static thread_local AlignedBuffer<float> th;
       grow(th, checked_mul(kPts, P));
       for (std::size_t q = 0; q < m; ++q) {
+        // θ_q = ((θ₀ + a_0·d_0) + a_1·d_1) + …, element by element in j order
         const float* a = coords + (p0 + q) * k;
         float* tq = th.data() + q * P;
-        for (std::size_t p = 0; p < P; ++p) {
-          float s = theta0[p];
-          for (std::size_t j = 0; j < k; ++j) s += a[j] * dirs[j * P + p];
-          tq[p] = s;
-        }
+        std::copy(theta0, theta0 + P, tq);
+        for (std::size_t j = 0; j < k; ++j) ew_axpy(P, a[j], dirs + j * P, tq);
       }
       double acc[kPts] = {0.0};
       for (std::size_t t = 0; t < nt; ++t) {
@@ -420,13 +432,9 @@ void evaluate_grid(const Net& net, const std::vector<Task<float>>& tasks, const 
           if (split) {
             const Layer0Fn<float> fn = [&](std::size_t ti, float* z0) {
               const std::size_t len = rows[ti] * n1;
-              const float* __restrict base = pre[ti].data();
-              for (std::size_t i = 0; i < len; ++i) z0[i] = base[i];
-              for (std::size_t j = 0; j < k; ++j) {
-                const float aj = a[j];
-                const float* __restrict dj = base + (j + 1) * len;
-                for (std::size_t i = 0; i < len; ++i) z0[i] += aj * dj[i];
-              }
+              const float* base = pre[ti].data();
+              std::copy(base, base + len, z0);
+              for (std::size_t j = 0; j < k; ++j) ew_axpy(len, a[j], base + (j + 1) * len, z0);
             };
             acc[q] += run_task<float>(net, tasks[t], t, Mode::Loss, th.data() + q * P, nullptr, nullptr, &fn);
           } else {

@@ -93,7 +93,10 @@ double evaluate(const Net& net, const std::vector<Task<T>>& tasks, Mode mode, co
 
 // The batched landscape loss (float32): out[i] = L(θ₀ + Σ_j coords[i·k+j]·dirs[j]).
 // Uses the layer-0 split X·(W₀ + Σ a_j D_j)ᵀ = X·W₀ᵀ + Σ a_j X·D_jᵀ when that is
-// cheaper (k < d_in). Deterministic for every thread count.
+// cheaper (k < d_in) and its tables fit in 256 MiB. Points go in parallel chunks
+// of 4 (each sweeps the tasks in order, so a task's data and tables serve the 4
+// points while cached), blocks of 512 points between progress reports.
+// Deterministic for every thread count.
 void evaluate_grid(const Net& net, const std::vector<Task<float>>& tasks, const float* theta0, const float* dirs,
                    std::size_t k, const float* coords, std::size_t n_points, double* out, double weight_decay,
                    const OpContext& ctx);

@@ -380,6 +380,8 @@ void MlpObjective::hvp64(const double* theta, const double* v, double* hv, const
 }
 void MlpObjective::loss_grid(const float* theta0, const float* dirs, std::size_t k, const float* coords,
                              std::size_t n_points, double* out, const OpContext& ctx) {
+  NNSCOPE_CHECK(theta0 != nullptr, ErrorCode::InvalidArgument, "loss_grid: theta0 missing");
+  NNSCOPE_CHECK(n_points == 0 || out != nullptr, ErrorCode::InvalidArgument, "loss_grid: output missing");
   NNSCOPE_CHECK(k == 0 || dirs != nullptr, ErrorCode::InvalidArgument, "loss_grid: directions missing");
   NNSCOPE_CHECK(n_points == 0 || k == 0 || coords != nullptr, ErrorCode::InvalidArgument,
                 "loss_grid: coordinates missing");

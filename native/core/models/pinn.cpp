@@ -367,6 +367,8 @@ void PinnObjective::hvp64(const double* theta, const double* v, double* hv, cons
 }
 void PinnObjective::loss_grid(const float* theta0, const float* dirs, std::size_t k, const float* coords,
                               std::size_t n_points, double* out, const OpContext& ctx) {
+  NNSCOPE_CHECK(theta0 != nullptr, ErrorCode::InvalidArgument, "loss_grid: theta0 missing");
+  NNSCOPE_CHECK(n_points == 0 || out != nullptr, ErrorCode::InvalidArgument, "loss_grid: output missing");
   NNSCOPE_CHECK(k == 0 || dirs != nullptr, ErrorCode::InvalidArgument, "loss_grid: directions missing");
   NNSCOPE_CHECK(n_points == 0 || k == 0 || coords != nullptr, ErrorCode::InvalidArgument,
                 "loss_grid: coordinates missing");
