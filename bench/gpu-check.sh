@@ -125,6 +125,7 @@ if [ "$CUDA_SKIPPED" != 0 ] || [ "$CUDA_RAN" = 0 ]; then
 else
   record cuda-tests ok "$CUDA_RAN passed, 0 skipped"
 fi
+M_SKIP="$(grep -E 'test_cuda_models\.' "$OUTDIR/ctest.log" | grep -cE '\*\*\*Skipped' || true)"; M_RAN="$(grep -E 'Test +#[0-9]+: test_cuda_models\.' "$OUTDIR/ctest.log" | grep -c 'Passed' || true)"; if [ "$M_SKIP" != 0 ] || [ "$M_RAN" = 0 ]; then record cuda-models-tests FAIL "$M_RAN passed, $M_SKIP SKIPPED (a GPU test must not skip here)"; else record cuda-models-tests ok "$M_RAN passed, 0 skipped"; fi
 # the GPU test binary's own report (device line, kernel registers)
 "$TEST_BIN" info_reports_build_and_availability >"$LOGS/cuda-info.log" 2>&1
 "$TEST_BIN" gpu_device_pointer_api >>"$LOGS/cuda-info.log" 2>&1
@@ -194,5 +195,6 @@ if [ -x "$BENCH_DIR/bench_linalg" ]; then
 else
   record bench_linalg FAIL "bench_linalg was not built"
 fi
+if timeout 180 "$BENCH_DIR/bench_cuda_models" --json "$OUTDIR/bench_cuda_models.json" >"$OUTDIR/bench_cuda_models.log" 2>&1 && ! grep -q 'no usable GPU' "$OUTDIR/bench_cuda_models.log"; then record bench_cuda_models ok "$(grep '^summary:' "$OUTDIR/bench_cuda_models.log" | sed 's/^summary: //')"; else tail -5 "$OUTDIR/bench_cuda_models.log"; record bench_cuda_models FAIL "see bench_cuda_models.log"; fi
 
 finish

@@ -27,6 +27,7 @@
 #include "cuda/check.h"
 #include "cuda/linalg.h"
 #include "cuda/memory.h"
+#include "cuda/models.h"
 #include "linalg/blas.h"
 
 namespace nnscope::cuda {
@@ -305,6 +306,15 @@ class CudaBackend final : public GpuBackend {
     saxpy_async(n, alpha, dx, dy, s.stream());
     copy_to_host(y, dy, n * sizeof(float), s.stream());
     s.sync();
+  }
+
+  std::unique_ptr<models::Objective> make_mlp_objective(const models::MlpSpec& spec, const models::Dataset& data,
+                                                        const std::vector<std::size_t>& indices) override {
+    return make_gpu_mlp_objective(require(), spec, data, indices);
+  }
+  std::unique_ptr<models::Objective> make_pinn_objective(const models::PinnSpec& spec,
+                                                         const models::PinnPoints& points) override {
+    return make_gpu_pinn_objective(require(), spec, points);
   }
 
  private:

@@ -97,7 +97,7 @@ namespace {
 constexpr std::size_t kChunk = std::size_t(1) << 15;       // elements per level-1 chunk
 constexpr std::size_t kParallelMin = std::size_t(1) << 17;  // level-1 sizes worth the pool
 constexpr std::size_t kGemvCols = 1024;                     // column strip of a transposed gemv task
-constexpr std::size_t kGemvParallelMin = std::size_t(1) << 16;  // m·n worth the pool
+constexpr std::size_t kGemvParallelMin = std::size_t(1) << 18;  // m·n worth the pool
 
 std::size_t ceil_div(std::size_t x, std::size_t m) { return (x + m - 1) / m; }
 

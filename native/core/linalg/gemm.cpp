@@ -120,13 +120,14 @@ namespace {
 
 using detail::GemmKernel;
 
-constexpr std::size_t kMaxNC = 4096;  // columns of op(B) packed per jc block
-constexpr std::size_t kMaxMB = 2048;  // rows of op(A) packed per ic block
+constexpr std::size_t kMaxNC = 4096;  // columns of op(B) packed per jc block (about)
+constexpr std::size_t kMaxMB = 2048;  // rows of op(A) packed per ic block (about)
 // Up to this many multiply-adds: direct loops without packing (measured: the
 // packed path's fixed cost, ~0.3 µs, wins from about 8×8×8 up).
 constexpr double kTinyFma = 512;
-// Below this many multiply-adds a call runs on the calling thread only.
-constexpr double kParallelMinFma = 96.0 * 96.0 * 96.0;
+// Below this many multiply-adds a call runs on the calling thread only (waking a
+// pool worker costs ~15 µs here; measured break-even near 110³).
+constexpr double kParallelMinFma = 1.5e6;
 
 // Scratch for the packed blocks. Released buffers go back to a small
 // process-wide free list (grow-only buffers, at most kKeep kept), so memory is
@@ -294,8 +295,9 @@ void sgemm_cpu(const GemmArgs& g, const OpContext& ctx) {
   // k partition: blocks of (nearly) equal depth ≤ K.kc; depends on k only.
   const std::size_t nk = ceil_div(k, K.kc);
   const std::size_t kcb = ceil_div(k, nk);
-  const std::size_t NC = std::min(round_up(n, NR), kMaxNC / NR * NR);
-  const std::size_t MB = std::min(round_up(m, MR), kMaxMB / MR * MR);
+  // jc and ic blocks of balanced sizes (no sliver of a block at the end).
+  const std::size_t NC = round_up(ceil_div(n, ceil_div(n, kMaxNC)), NR);
+  const std::size_t MB = round_up(ceil_div(m, ceil_div(m, kMaxMB)), MR);
 
   const double fmas = double(m) * double(n) * double(k);
   const int threads = fmas >= kParallelMinFma ? ThreadPool::global().size() : 1;
