@@ -468,4 +468,32 @@ template double evaluate<float>(const Net&, const std::vector<Task<float>>&, Mod
 template double evaluate<double>(const Net&, const std::vector<Task<double>>&, Mode, const double*, const double*,
                                  double*, double, const OpContext&);
 
+double Bound::loss(const float* theta, const OpContext& ctx) const {
+  return evaluate<float>(net, tf, Mode::Loss, theta, nullptr, nullptr, weight_decay, ctx);
+}
+double Bound::loss_grad(const float* theta, float* grad, const OpContext& ctx) const {
+  return evaluate<float>(net, tf, Mode::Grad, theta, nullptr, grad, weight_decay, ctx);
+}
+void Bound::hvp(const float* theta, const float* v, float* hv, const OpContext& ctx) const {
+  evaluate<float>(net, tf, Mode::Hvp, theta, v, hv, weight_decay, ctx);
+}
+double Bound::loss64(const double* theta, const OpContext& ctx) const {
+  return evaluate<double>(net, td, Mode::Loss, theta, nullptr, nullptr, weight_decay, ctx);
+}
+double Bound::loss_grad64(const double* theta, double* grad, const OpContext& ctx) const {
+  return evaluate<double>(net, td, Mode::Grad, theta, nullptr, grad, weight_decay, ctx);
+}
+void Bound::hvp64(const double* theta, const double* v, double* hv, const OpContext& ctx) const {
+  evaluate<double>(net, td, Mode::Hvp, theta, v, hv, weight_decay, ctx);
+}
+void Bound::loss_grid(const float* theta0, const float* dirs, std::size_t k, const float* coords,
+                      std::size_t n_points, double* out, const OpContext& ctx) const {
+  NNSCOPE_CHECK(theta0 != nullptr, ErrorCode::InvalidArgument, "loss_grid: theta0 missing");
+  NNSCOPE_CHECK(n_points == 0 || out != nullptr, ErrorCode::InvalidArgument, "loss_grid: output missing");
+  NNSCOPE_CHECK(k == 0 || dirs != nullptr, ErrorCode::InvalidArgument, "loss_grid: directions missing");
+  NNSCOPE_CHECK(n_points == 0 || k == 0 || coords != nullptr, ErrorCode::InvalidArgument,
+                "loss_grid: coordinates missing");
+  evaluate_grid(net, tf, theta0, dirs, k, coords, n_points, out, weight_decay, ctx);
+}
+
 }  // namespace nnscope::models::detail

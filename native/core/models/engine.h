@@ -101,6 +101,25 @@ void evaluate_grid(const Net& net, const std::vector<Task<float>>& tasks, const 
                    std::size_t k, const float* coords, std::size_t n_points, double* out, double weight_decay,
                    const OpContext& ctx);
 
+// The Objective entry points over one network and its tasks: what MlpObjective and
+// PinnObjective share (each binds its own net, tasks and weight decay).
+struct Bound {
+  const Net& net;
+  const std::vector<Task<float>>& tf;
+  const std::vector<Task<double>>& td;
+  double weight_decay;
+
+  double loss(const float* theta, const OpContext& ctx) const;
+  double loss_grad(const float* theta, float* grad, const OpContext& ctx) const;
+  void hvp(const float* theta, const float* v, float* hv, const OpContext& ctx) const;
+  double loss64(const double* theta, const OpContext& ctx) const;
+  double loss_grad64(const double* theta, double* grad, const OpContext& ctx) const;
+  void hvp64(const double* theta, const double* v, double* hv, const OpContext& ctx) const;
+  // Checks the pointers, then evaluate_grid.
+  void loss_grid(const float* theta0, const float* dirs, std::size_t k, const float* coords, std::size_t n_points,
+                 double* out, const OpContext& ctx) const;
+};
+
 // C = αop(A)op(B) + βC row-major: sgemm_cpu for float, a plain loop nest for double.
 template <typename T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, T alpha, const T* a, std::size_t lda,

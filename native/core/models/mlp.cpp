@@ -279,6 +279,7 @@ struct MlpObjective::Impl {
   MlpGroup<double> gd;
   std::vector<Task<float>> tf;
   std::vector<Task<double>> td;
+  detail::Bound bound() const { return {net, tf, td, spec.weight_decay}; }
 };
 
 MlpObjective::MlpObjective(MlpSpec spec, const Dataset& data, const std::vector<std::size_t>& indices)
@@ -356,36 +357,24 @@ const MlpSpec& MlpObjective::spec() const noexcept { return impl_->spec; }
 const ParamLayout& MlpObjective::layout() const noexcept { return impl_->layout; }
 std::size_t MlpObjective::batch_size() const noexcept { return impl_->n; }
 
-double MlpObjective::loss(const float* theta, const OpContext& ctx) {
-  return detail::evaluate<float>(impl_->net, impl_->tf, Mode::Loss, theta, nullptr, nullptr,
-                                 impl_->spec.weight_decay, ctx);
-}
+// Every entry point is the shared engine bound to this objective's net and tasks.
+double MlpObjective::loss(const float* theta, const OpContext& ctx) { return impl_->bound().loss(theta, ctx); }
 double MlpObjective::loss_grad(const float* theta, float* grad, const OpContext& ctx) {
-  return detail::evaluate<float>(impl_->net, impl_->tf, Mode::Grad, theta, nullptr, grad, impl_->spec.weight_decay,
-                                 ctx);
+  return impl_->bound().loss_grad(theta, grad, ctx);
 }
 void MlpObjective::hvp(const float* theta, const float* v, float* hv, const OpContext& ctx) {
-  detail::evaluate<float>(impl_->net, impl_->tf, Mode::Hvp, theta, v, hv, impl_->spec.weight_decay, ctx);
+  impl_->bound().hvp(theta, v, hv, ctx);
 }
-double MlpObjective::loss64(const double* theta, const OpContext& ctx) {
-  return detail::evaluate<double>(impl_->net, impl_->td, Mode::Loss, theta, nullptr, nullptr,
-                                  impl_->spec.weight_decay, ctx);
-}
+double MlpObjective::loss64(const double* theta, const OpContext& ctx) { return impl_->bound().loss64(theta, ctx); }
 double MlpObjective::loss_grad64(const double* theta, double* grad, const OpContext& ctx) {
-  return detail::evaluate<double>(impl_->net, impl_->td, Mode::Grad, theta, nullptr, grad,
-                                  impl_->spec.weight_decay, ctx);
+  return impl_->bound().loss_grad64(theta, grad, ctx);
 }
 void MlpObjective::hvp64(const double* theta, const double* v, double* hv, const OpContext& ctx) {
-  detail::evaluate<double>(impl_->net, impl_->td, Mode::Hvp, theta, v, hv, impl_->spec.weight_decay, ctx);
+  impl_->bound().hvp64(theta, v, hv, ctx);
 }
 void MlpObjective::loss_grid(const float* theta0, const float* dirs, std::size_t k, const float* coords,
-                             std::size_t n_points, double* out, const OpContext& ctx) {
-  NNSCOPE_CHECK(theta0 != nullptr, ErrorCode::InvalidArgument, "loss_grid: theta0 missing");
-  NNSCOPE_CHECK(n_points == 0 || out != nullptr, ErrorCode::InvalidArgument, "loss_grid: output missing");
-  NNSCOPE_CHECK(k == 0 || dirs != nullptr, ErrorCode::InvalidArgument, "loss_grid: directions missing");
-  NNSCOPE_CHECK(n_points == 0 || k == 0 || coords != nullptr, ErrorCode::InvalidArgument,
-                "loss_grid: coordinates missing");
-  detail::evaluate_grid(impl_->net, impl_->tf, theta0, dirs, k, coords, n_points, out, impl_->spec.weight_decay, ctx);
+                      std::size_t n_points, double* out, const OpContext& ctx) {
+  impl_->bound().loss_grid(theta0, dirs, k, coords, n_points, out, ctx);
 }
 
 void mlp_predict(const MlpSpec& spec, const float* theta, const float* inputs, std::size_t n, float* out,

@@ -280,6 +280,7 @@ struct PinnObjective::Impl {
   ResidualGroup<double> rd;
   std::vector<Task<float>> tf;
   std::vector<Task<double>> td;
+  detail::Bound bound() const { return {net, tf, td, spec.weight_decay}; }
 
   void setup() {
     layout = mlp_layout(spec.widths);
@@ -343,36 +344,24 @@ const PinnSpec& PinnObjective::spec() const noexcept { return impl_->spec; }
 const PinnPoints& PinnObjective::points() const noexcept { return impl_->pts; }
 const ParamLayout& PinnObjective::layout() const noexcept { return impl_->layout; }
 
-double PinnObjective::loss(const float* theta, const OpContext& ctx) {
-  return detail::evaluate<float>(impl_->net, impl_->tf, Mode::Loss, theta, nullptr, nullptr,
-                                 impl_->spec.weight_decay, ctx);
-}
+// Every entry point is the shared engine bound to this objective's net and tasks.
+double PinnObjective::loss(const float* theta, const OpContext& ctx) { return impl_->bound().loss(theta, ctx); }
 double PinnObjective::loss_grad(const float* theta, float* grad, const OpContext& ctx) {
-  return detail::evaluate<float>(impl_->net, impl_->tf, Mode::Grad, theta, nullptr, grad, impl_->spec.weight_decay,
-                                 ctx);
+  return impl_->bound().loss_grad(theta, grad, ctx);
 }
 void PinnObjective::hvp(const float* theta, const float* v, float* hv, const OpContext& ctx) {
-  detail::evaluate<float>(impl_->net, impl_->tf, Mode::Hvp, theta, v, hv, impl_->spec.weight_decay, ctx);
+  impl_->bound().hvp(theta, v, hv, ctx);
 }
-double PinnObjective::loss64(const double* theta, const OpContext& ctx) {
-  return detail::evaluate<double>(impl_->net, impl_->td, Mode::Loss, theta, nullptr, nullptr,
-                                  impl_->spec.weight_decay, ctx);
-}
+double PinnObjective::loss64(const double* theta, const OpContext& ctx) { return impl_->bound().loss64(theta, ctx); }
 double PinnObjective::loss_grad64(const double* theta, double* grad, const OpContext& ctx) {
-  return detail::evaluate<double>(impl_->net, impl_->td, Mode::Grad, theta, nullptr, grad,
-                                  impl_->spec.weight_decay, ctx);
+  return impl_->bound().loss_grad64(theta, grad, ctx);
 }
 void PinnObjective::hvp64(const double* theta, const double* v, double* hv, const OpContext& ctx) {
-  detail::evaluate<double>(impl_->net, impl_->td, Mode::Hvp, theta, v, hv, impl_->spec.weight_decay, ctx);
+  impl_->bound().hvp64(theta, v, hv, ctx);
 }
 void PinnObjective::loss_grid(const float* theta0, const float* dirs, std::size_t k, const float* coords,
-                              std::size_t n_points, double* out, const OpContext& ctx) {
-  NNSCOPE_CHECK(theta0 != nullptr, ErrorCode::InvalidArgument, "loss_grid: theta0 missing");
-  NNSCOPE_CHECK(n_points == 0 || out != nullptr, ErrorCode::InvalidArgument, "loss_grid: output missing");
-  NNSCOPE_CHECK(k == 0 || dirs != nullptr, ErrorCode::InvalidArgument, "loss_grid: directions missing");
-  NNSCOPE_CHECK(n_points == 0 || k == 0 || coords != nullptr, ErrorCode::InvalidArgument,
-                "loss_grid: coordinates missing");
-  detail::evaluate_grid(impl_->net, impl_->tf, theta0, dirs, k, coords, n_points, out, impl_->spec.weight_decay, ctx);
+                      std::size_t n_points, double* out, const OpContext& ctx) {
+  impl_->bound().loss_grid(theta0, dirs, k, coords, n_points, out, ctx);
 }
 
 PinnObjective::Terms PinnObjective::loss_terms(const float* theta, const OpContext& ctx) {
