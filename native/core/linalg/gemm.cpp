@@ -1,28 +1,41 @@
 // nnscope core: SGEMM on the CPU — the blocked, packed, multi-threaded driver and
 // the portable (generic-tier) micro-kernel. The AVX2 and AVX-512 micro-kernels
-// are in gemm_avx2.cpp / gemm_avx512.cpp; gemm_kernels.h has the contracts.
+// and packers are in gemm_avx2.cpp / gemm_avx512.cpp; gemm_kernels.h has the
+// contracts and packed layouts.
 //
 // Loop nest (Goto/BLIS; row-major C, vectors run along n):
 //
-//   for jc over n in blocks of NC (≤ 4096 columns)
-//     for pc over k in blocks of KC (the k partition depends on k only)
-//       for ic over m in blocks of MB (≤ 2048 rows)
-//         pack op(B)[pc, jc] (once per pc) and op(A)[ic, pc] into shared
-//           buffers, in parallel over panel groups                     — barrier
-//         tasks over a grid of the mc×nc block of C: each task sweeps a
-//           TM×TN tile; per mr-row A panel (L1-resident) all nr-column B
-//           panels of its kc×TN B block (L2-resident)                  — barrier
+//   for jc over n in balanced blocks of ≤ ~4096 columns
+//     for pc over k in blocks of ≤ kc (the k partition depends on k only)
+//       for ic over m in balanced blocks of ≤ ~2048 rows
+//         one pool job ("step"):
+//           pack jobs: op(B)[pc, jc] (first ic block only) and op(A)[ic, pc]
+//             into shared buffers, ~64 Ki floats per job;
+//           tiles: a grid over the mc×nc block of C, TM rows × TN columns
+//             (TN ≤ K.nb so the kc×TN B block stays in L2); a tile sweeps, per
+//             mr-row A panel (L1), every nr-column B panel of its block.
+//           A tile first makes sure the pack jobs it reads are done (claiming
+//           unclaimed ones itself, waiting for ones in progress), so packing and
+//           computing overlap without a barrier between them. Pack jobs are
+//           listed first, so they are claimed before any tile.
+//         report progress; the next step starts after this one (its packing
+//         overwrites the buffers).
+//
+// Small problems skip parts of this: m·n·k ≤ 512 runs direct loops (no
+// packing), m == 1 or n == 1 goes to gemv, and a serial call whose B fits one L2
+// block packs everything once per k block and sweeps it without tiles or jobs.
 //
 // Determinism: threads partition only C. Every element of C accumulates its k
-// products in the same order (fixed KC blocks in order, an fma chain inside a
-// block) and is updated with the same expression whatever the tile shape, so the
-// result is bit-identical for every thread count and task grid.
+// products in the same order (fixed k blocks in order, an fma chain inside a
+// block) and is updated with the same expression whatever the tile shape or
+// position, so the result is bit-identical for every thread count and task grid.
+// The path taken (tiny / gemv / packed) depends on the shape only.
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <cstring>
 #include <vector>
 
 #include "base/buffer.h"
@@ -195,7 +208,7 @@ void scale_c(std::size_t m, std::size_t n, float beta, float* c, std::size_t ldc
   }
 }
 
-// Tiny products (a few thousand multiply-adds): direct loops, no packing. Row i
+// Tiny products (m·n·k ≤ kTinyFma): direct loops, no packing. Row i
 // of C accumulates in a small buffer, k in order.
 NNSCOPE_NOINLINE void gemm_tiny(const GemmArgs& g) {
   constexpr std::size_t kW = 64;

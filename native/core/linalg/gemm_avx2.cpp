@@ -2,9 +2,10 @@
 // -mavx2 -mfma; see gemm_kernels.h for the contracts).
 //
 // Register block 6×16: 12 ymm accumulators, two ymm of B and one broadcast of A
-// per k step. Partial tiles are computed in full on zero-padded panels, written to
-// a small temporary tile, and merged into C with scalar FMAs that round exactly
-// like the vector ones.
+// per k step; kc = 384 (6×384 A panel, 9 KiB, in L1), B blocks of 384×512 in L2.
+// Partial tiles are computed in full on zero-padded panels, written to a small
+// temporary tile, and merged into C with scalar FMAs that round exactly like the
+// vector ones. Transposing packs use 8×8 in-register transposes.
 #include "linalg/gemm_kernels.h"
 
 #if defined(NNSCOPE_X86) && defined(__AVX2__) && defined(__FMA__)
