@@ -13,6 +13,8 @@ export interface ProgressEvent {
   done: number;
   total: number;
   fraction: number;
+  /** The state reached, where an op has one (training: the loss of step `done`). */
+  value?: number;
 }
 
 /** Options every async native op accepts (besides its own). */

@@ -97,6 +97,10 @@ test('Adam on two spirals lowers the loss, deterministically; mini-batches work'
   t.true(a.finalLoss < 0.5 * a.lossHistory[0]!, `${a.lossHistory[0]} → ${a.finalLoss}`);
   t.deepEqual(a.theta, b.theta);
   t.not(a.theta, theta);
+  const events: { done: number; value?: number }[] = [];
+  const c = await obj.train(theta, { optimizer: 'adam', lr: 0.01, maxSteps: 40, onProgress: (p) => events.push(p) });
+  t.is(events.at(-1)!.done, 40);
+  t.is(events.at(-1)!.value, c.lossHistory[39]);
   const mb = await obj.train(theta, { optimizer: 'adam', lr: 0.01, maxSteps: 50, batchSize: 32, seed: 9 });
   t.is(mb.steps, 50);
   t.true(Number.isFinite(mb.finalLoss));

@@ -224,7 +224,10 @@ export class Objective {
     return out;
   }
 
-  /** Trains from θ (not modified) with L-BFGS (strong Wolfe) or Adam. Progress counts steps. */
+  /**
+   * Trains from θ (not modified) with L-BFGS (strong Wolfe) or Adam. onProgress
+   * receives {done: step, total: maxSteps, value: that step's loss}.
+   */
   async train(theta: Float32Array, options?: TrainOptions): Promise<TrainResult> {
     const o = optionsArg<TrainOptions>(options);
     const start = paramsArg(theta, this.dim);

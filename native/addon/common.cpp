@@ -166,6 +166,7 @@ Napi::Value CancelHandle::Cancelled(const Napi::CallbackInfo& info) {
 
 struct ProgressEvent {
   double done, total;
+  double value = std::numeric_limits<double>::quiet_NaN();
 };
 
 static void call_progress(Napi::Env env, Napi::Function fn, std::nullptr_t*, ProgressEvent* ev);
@@ -182,36 +183,42 @@ class ProgressBridge {
   ~ProgressBridge() { Close(); }
 
   ProgressFn sink() {
-    return [this](double done, double total) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        last_ = {done, total};
-        have_last_ = true;
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_sent_ < std::chrono::milliseconds(50)) return;
-        last_sent_ = now;
-      }
-      if (closed_.load()) return;
-      auto* ev = new ProgressEvent{done, total};
-      if (tsfn_.NonBlockingCall(ev) != napi_ok) delete ev;
-    };
+    return [this](double done, double total) { post({done, total}); };
+  }
+  ProgressValueFn value_sink() {
+    return [this](double done, double total, double value) { post({done, total, value}); };
   }
 
   // On the JS thread after the op: stop forwarding, deliver the final state.
   void Finish(Napi::Env env, bool ok) {
     Close();
-    if (ok && have_last_) fn_.Call({progress_object(env, last_.done, last_.total)});
+    if (ok && have_last_) fn_.Call({progress_object(env, last_)});
   }
 
-  static Napi::Object progress_object(Napi::Env env, double done, double total) {
+  static Napi::Object progress_object(Napi::Env env, const ProgressEvent& ev) {
     Napi::Object o = Napi::Object::New(env);
-    o.Set("done", done);
-    o.Set("total", total);
-    o.Set("fraction", total > 0 ? done / total : 1.0);
+    o.Set("done", ev.done);
+    o.Set("total", ev.total);
+    o.Set("fraction", ev.total > 0 ? ev.done / ev.total : 1.0);
+    if (!std::isnan(ev.value)) o.Set("value", ev.value);
     return o;
   }
 
  private:
+  void post(const ProgressEvent& e) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_ = e;
+      have_last_ = true;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sent_ < std::chrono::milliseconds(50)) return;
+      last_sent_ = now;
+    }
+    if (closed_.load()) return;
+    auto* ev = new ProgressEvent(e);
+    if (tsfn_.NonBlockingCall(ev) != napi_ok) delete ev;
+  }
+
   void Close() {
     if (!closed_.exchange(true)) tsfn_.Release();
   }
@@ -229,7 +236,7 @@ static void call_progress(Napi::Env env, Napi::Function fn, std::nullptr_t*, Pro
   if (env == nullptr || fn.IsEmpty()) return;
   // A throwing progress callback must not take down the op: swallow its exception.
   try {
-    fn.Call({ProgressBridge::progress_object(env, ev->done, ev->total)});
+    fn.Call({ProgressBridge::progress_object(env, *ev)});
   } catch (const Napi::Error&) {
   }
 }
@@ -250,6 +257,7 @@ OpWorker::OpWorker(Napi::Env env, const Napi::Object& opts)
     if (!f.IsFunction()) fail(ErrorCode::InvalidArgument, "option 'onProgress' must be a function");
     progress_ = std::make_unique<ProgressBridge>(env, f.As<Napi::Function>());
     ctx_.progress = progress_->sink();
+    ctx_.progress_value = progress_->value_sink();
   }
 }
 

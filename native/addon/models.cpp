@@ -267,7 +267,14 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
                 return *current;
               };
             }
-            *result = models::train(objective_for(*st, device), theta, t, ctx);
+            // Progress carries the loss of each step: train()'s own step reports are
+            // replaced by on_step's (same steps, plus the value).
+            OpContext inner = ctx;
+            inner.progress = nullptr;
+            inner.progress_value = nullptr;
+            const double total = t.max_steps;
+            *result = models::train(objective_for(*st, device), theta, t, inner,
+                                    [&ctx, total](int step, double loss) { ctx.report_value(step, total, loss); });
           },
           [result](Napi::Env env) -> Napi::Value {
             const auto& r = *result;

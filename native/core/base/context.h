@@ -27,11 +27,14 @@ class CancelToken {
 // worker thread; implementations must be thread-safe and cheap (the addon's sink
 // coalesces and forwards to JS). Ops call it at coarse granularity only.
 using ProgressFn = std::function<void(double done, double total)>;
+// The same with a value that describes the state reached (e.g. a training loss).
+using ProgressValueFn = std::function<void(double done, double total, double value)>;
 
 // The per-call context handed to every op. Both members may be empty.
 struct OpContext {
   std::shared_ptr<CancelToken> cancel;
   ProgressFn progress;
+  ProgressValueFn progress_value;  // optional; report_value falls back to progress
 
   bool cancelled() const noexcept { return cancel && cancel->cancelled(); }
   void check() const {
@@ -39,6 +42,10 @@ struct OpContext {
   }
   void report(double done, double total) const {
     if (progress) progress(done, total);
+  }
+  void report_value(double done, double total, double value) const {
+    if (progress_value) progress_value(done, total, value);
+    else report(done, total);
   }
 };
 
