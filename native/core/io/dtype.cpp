@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "base/error.h"
 
@@ -76,6 +77,23 @@ inline bool exact_from_u64(std::uint64_t x, Out* out) noexcept {
   return static_cast<std::uint64_t>(o) == x;
 }
 
+// Decodes n integers of type In: exact, or rounded when opts allow it, else an error.
+template <typename Out, typename In>
+void decode_ints(const unsigned char* s, Dtype src, unsigned char* d, Dtype dst, std::size_t n,
+                 const ConvertOptions& opts, std::size_t first) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const In x = load<In>(s + sizeof(In) * i);
+    Out o;
+    const bool exact = std::is_signed_v<In> ? exact_from_i64<Out>(static_cast<std::int64_t>(x), &o)
+                                            : exact_from_u64<Out>(static_cast<std::uint64_t>(x), &o);
+    if (!exact) {
+      if (!opts.allow_rounding) lossy(src, dst, first + i, std::to_string(x), "is not exactly representable as");
+      o = static_cast<Out>(x);
+    }
+    store<Out>(d + i * sizeof(Out), o);
+  }
+}
+
 // Decodes n elements of src into Out (float or double), stored at any alignment.
 template <typename Out>
 void decode(const unsigned char* s, Dtype src, unsigned char* d, Dtype dst, std::size_t n,
@@ -121,52 +139,16 @@ void decode(const unsigned char* s, Dtype src, unsigned char* d, Dtype dst, std:
         store<Out>(d + i * W, static_cast<Out>(bf16_to_f32(load<std::uint16_t>(s + 2 * i))));
       return;
     case Dtype::I32:
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::int32_t x = load<std::int32_t>(s + 4 * i);
-        Out o;
-        if (!exact_from_i64<Out>(x, &o)) {
-          if (!opts.allow_rounding) lossy(src, dst, first + i, std::to_string(x), "is not exactly representable as");
-          o = static_cast<Out>(x);
-        }
-        store<Out>(d + i * W, o);
-      }
-      return;
+      return decode_ints<Out, std::int32_t>(s, src, d, dst, n, opts, first);
     case Dtype::U32:
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::uint32_t x = load<std::uint32_t>(s + 4 * i);
-        Out o;
-        if (!exact_from_u64<Out>(x, &o)) {
-          if (!opts.allow_rounding) lossy(src, dst, first + i, std::to_string(x), "is not exactly representable as");
-          o = static_cast<Out>(x);
-        }
-        store<Out>(d + i * W, o);
-      }
-      return;
+      return decode_ints<Out, std::uint32_t>(s, src, d, dst, n, opts, first);
     case Dtype::F32:
       for (std::size_t i = 0; i < n; ++i) store<Out>(d + i * W, static_cast<Out>(load<float>(s + 4 * i)));
       return;
     case Dtype::I64:
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::int64_t x = load<std::int64_t>(s + 8 * i);
-        Out o;
-        if (!exact_from_i64<Out>(x, &o)) {
-          if (!opts.allow_rounding) lossy(src, dst, first + i, std::to_string(x), "is not exactly representable as");
-          o = static_cast<Out>(x);
-        }
-        store<Out>(d + i * W, o);
-      }
-      return;
+      return decode_ints<Out, std::int64_t>(s, src, d, dst, n, opts, first);
     case Dtype::U64:
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::uint64_t x = load<std::uint64_t>(s + 8 * i);
-        Out o;
-        if (!exact_from_u64<Out>(x, &o)) {
-          if (!opts.allow_rounding) lossy(src, dst, first + i, std::to_string(x), "is not exactly representable as");
-          o = static_cast<Out>(x);
-        }
-        store<Out>(d + i * W, o);
-      }
-      return;
+      return decode_ints<Out, std::uint64_t>(s, src, d, dst, n, opts, first);
     case Dtype::F64:
       for (std::size_t i = 0; i < n; ++i) {
         const double x = load<double>(s + 8 * i);
