@@ -17,4 +17,17 @@ Isa cpu_isa() noexcept;
 Isa active_isa() noexcept;
 void set_isa_limit(Isa limit) noexcept;
 
+// The kernel table of the best tier that is active and built: avx512(), then
+// avx2(), then `generic`. A tier's getter is called only when that tier is active
+// (it may return nullptr when its file was built without the ISA).
+template <typename K>
+const K& select_kernel(const K* (*avx512)(), const K* (*avx2)(), const K& generic) {
+  const Isa isa = active_isa();
+  if (isa >= Isa::Avx512)
+    if (const K* k = avx512()) return *k;
+  if (isa >= Isa::Avx2)
+    if (const K* k = avx2()) return *k;
+  return generic;
+}
+
 }  // namespace nnscope

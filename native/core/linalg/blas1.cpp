@@ -78,19 +78,7 @@ const Blas1Kernel kGeneric = {"generic", dot_generic, sumsq_generic, axpy_generi
 
 const Blas1Kernel& blas1_kernel_generic() { return kGeneric; }
 
-const Blas1Kernel& blas1_kernel() {
-  switch (active_isa()) {
-    case Isa::Avx512:
-      if (const Blas1Kernel* k = blas1_kernel_avx512()) return *k;
-      [[fallthrough]];
-    case Isa::Avx2:
-      if (const Blas1Kernel* k = blas1_kernel_avx2()) return *k;
-      [[fallthrough]];
-    case Isa::Generic:
-      break;
-  }
-  return kGeneric;
-}
+const Blas1Kernel& blas1_kernel() { return select_kernel(blas1_kernel_avx512, blas1_kernel_avx2, kGeneric); }
 
 namespace {
 

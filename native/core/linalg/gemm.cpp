@@ -109,19 +109,7 @@ const GemmKernel kGeneric = {"generic 4x8", kGenMR, kGenNR, 256, 512, pack_a_gen
 
 const GemmKernel& gemm_kernel_generic() { return kGeneric; }
 
-const GemmKernel& gemm_kernel() {
-  switch (active_isa()) {
-    case Isa::Avx512:
-      if (const GemmKernel* k = gemm_kernel_avx512()) return *k;
-      [[fallthrough]];
-    case Isa::Avx2:
-      if (const GemmKernel* k = gemm_kernel_avx2()) return *k;
-      [[fallthrough]];
-    case Isa::Generic:
-      break;
-  }
-  return kGeneric;
-}
+const GemmKernel& gemm_kernel() { return select_kernel(gemm_kernel_avx512, gemm_kernel_avx2, kGeneric); }
 
 // Internal gemv with contiguous x and y (blas1.cpp).
 void gemv_contiguous(bool trans, std::size_t m, std::size_t n, float alpha, const float* a, std::size_t lda,

@@ -132,18 +132,6 @@ void vtanh(std::size_t n, const float* x, float* y) { act_kernel().tanh(n, x, y)
 
 const ActKernel& act_kernel_generic() { return kGeneric; }
 
-const ActKernel& act_kernel() {
-  switch (active_isa()) {
-    case Isa::Avx512:
-      if (const ActKernel* k = act_kernel_avx512()) return *k;
-      [[fallthrough]];
-    case Isa::Avx2:
-      if (const ActKernel* k = act_kernel_avx2()) return *k;
-      [[fallthrough]];
-    case Isa::Generic:
-      break;
-  }
-  return kGeneric;
-}
+const ActKernel& act_kernel() { return select_kernel(act_kernel_avx512, act_kernel_avx2, kGeneric); }
 
 }  // namespace nnscope::models::detail
