@@ -25,6 +25,7 @@
 #include "base/error.h"
 #include "base/rng.h"
 #include "harness.h"
+#include "reference.h"
 #include "linalg/blas.h"
 #include "setup.h"
 
@@ -155,10 +156,7 @@ float gemm_chain(const GemmArgs& g, const Strided& c0, std::size_t i, std::size_
 }
 
 double gemm_ref(const GemmArgs& g, const Strided& c0, std::size_t i, std::size_t j) {
-  double s = 0.0;
-  for (std::size_t p = 0; p < g.k; ++p) s += op_a(g, i, p) * op_b(g, p, j);
-  const double v = double(g.alpha) * s;
-  return g.beta != 0.0f ? v + double(g.beta) * c0.at(i, j) : v;
+  return test::gemm_ref_at(g, i, j, c0.at(i, j));
 }
 
 // Rows checked: all of them for small products, else 24 spread over m.

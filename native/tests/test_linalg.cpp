@@ -16,6 +16,7 @@
 #include "base/rng.h"
 #include "base/threadpool.h"
 #include "harness.h"
+#include "reference.h"
 #include "linalg/blas.h"
 #include "linalg/gemm_kernels.h"
 
@@ -103,18 +104,11 @@ GemmData make_gemm(const GemmCase& cs, uint64_t seed) {
 // Float64 reference of alpha·op(A)·op(B) + beta·C0 (beta == 0 ignores C0).
 std::vector<double> ref_gemm(const GemmData& d) {
   const GemmCase& cs = d.cs;
+  std::vector<float> unused;
+  const GemmArgs g = d.args(unused);
   std::vector<double> r(cs.m * cs.n);
   for (std::size_t i = 0; i < cs.m; ++i)
-    for (std::size_t j = 0; j < cs.n; ++j) {
-      double s = 0;
-      for (std::size_t p = 0; p < cs.k; ++p) {
-        const double av = cs.ta ? d.a[p * d.lda + i] : d.a[i * d.lda + p];
-        const double bv = cs.tb ? d.b[j * d.ldb + p] : d.b[p * d.ldb + j];
-        s += av * bv;
-      }
-      const double c0 = cs.beta == 0.0f ? 0.0 : double(cs.beta) * d.c0[i * d.ldc + j];
-      r[i * cs.n + j] = double(cs.alpha) * s + c0;
-    }
+    for (std::size_t j = 0; j < cs.n; ++j) r[i * cs.n + j] = test::gemm_ref_at(g, i, j, d.c0[i * d.ldc + j]);
   return r;
 }
 
