@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "base/device.h"
 #include "base/rng.h"
 #include "base/threadpool.h"
@@ -39,6 +40,7 @@
 #endif
 
 using namespace nnscope;
+using namespace nnscope::bench;
 
 namespace {
 
@@ -72,27 +74,9 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-void write_json_or_die(const std::string& path, const std::string& body) {
-  if (path.empty()) return;
-  std::ofstream f(path);
-  f << body;
-  if (!f) {
-    std::fprintf(stderr, "cannot write %s\n", path.c_str());
-    std::exit(1);
-  }
-  std::printf("wrote %s\n", path.c_str());
-}
 
 #ifdef NNSCOPE_HAVE_CUDA
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) o += c;
-  }
-  return o;
-}
 
 struct Stats {
   double median = 0, min = 0, max = 0;  // seconds
@@ -163,7 +147,7 @@ int main(int argc, char** argv) {
   if (!info.available) {
     std::printf("bench_cuda_linalg: no usable GPU: %s\n", info.reason.c_str());
     write_json_or_die(args.json, "{\"bench\":\"cuda_linalg\",\"compiled\":true,\"available\":false,\"reason\":\"" +
-                                     esc(info.reason) + "\"}\n");
+                                     json_escape(info.reason) + "\"}\n");
     return 0;
   }
   try {
@@ -333,16 +317,16 @@ int main(int argc, char** argv) {
     std::ostringstream js;
     js.precision(6);
     js << "{\"bench\":\"cuda_linalg\",\"compiled\":true,\"available\":true,\n"
-       << " \"device\":{\"name\":\"" << esc(info.name) << "\",\"cc\":\"" << info.cc_major << "." << info.cc_minor
+       << " \"device\":{\"name\":\"" << json_escape(info.name) << "\",\"cc\":\"" << info.cc_major << "." << info.cc_minor
        << "\",\"multiprocessors\":" << info.multiprocessors << ",\"fp32_lanes_per_sm\":" << lanes
        << ",\"lanes_known\":" << (lanes_known ? "true" : "false") << ",\"clock_mhz\":" << clock_hz / 1e6
        << ",\"fp32_peak_gflops\":" << peak_gflops << ",\"memory_bytes\":" << info.total_memory
        << ",\"memory_peak_gbs\":" << peak_gbs << ",\"driver\":" << info.driver_version
-       << ",\"runtime\":" << info.runtime_version << ",\"architectures\":\"" << esc(info.architectures) << "\"},\n"
+       << ",\"runtime\":" << info.runtime_version << ",\"architectures\":\"" << json_escape(info.architectures) << "\"},\n"
        << " \"peak_derivation\":\"multiprocessors x FP32 lanes/SM (by compute capability) x 2 x cudaDevAttrClockRate\",\n"
        << " \"kernels\":[";
     for (std::size_t i = 0; i < kattrs.size(); ++i)
-      js << (i ? "," : "") << "{\"name\":\"" << esc(kattrs[i].name) << "\",\"registers\":" << kattrs[i].registers
+      js << (i ? "," : "") << "{\"name\":\"" << json_escape(kattrs[i].name) << "\",\"registers\":" << kattrs[i].registers
          << ",\"shared_bytes\":" << kattrs[i].shared_bytes << ",\"local_bytes\":" << kattrs[i].local_bytes << "}";
     js << "],\n \"sgemm\":[\n";
     for (std::size_t i = 0; i < rows.size(); ++i) {

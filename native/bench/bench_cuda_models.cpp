@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "base/device.h"
 #include "base/rng.h"
 #include "base/threadpool.h"
@@ -34,6 +35,7 @@
 #endif
 
 using namespace nnscope;
+using namespace nnscope::bench;
 
 namespace {
 
@@ -58,25 +60,7 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-void write_json_or_die(const std::string& path, const std::string& body) {
-  if (path.empty()) return;
-  std::ofstream f(path);
-  f << body;
-  if (!f) {
-    std::fprintf(stderr, "cannot write %s\n", path.c_str());
-    std::exit(1);
-  }
-  std::printf("wrote %s\n", path.c_str());
-}
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) o += c;
-  }
-  return o;
-}
 
 #ifdef NNSCOPE_HAVE_CUDA
 struct Stats {
@@ -131,7 +115,7 @@ int main(int argc, char** argv) {
   if (!info.available) {
     std::printf("bench_cuda_models: no usable GPU: %s\n", info.reason.c_str());
     write_json_or_die(args.json, "{\"bench\":\"cuda_models\",\"compiled\":true,\"available\":false,\"reason\":\"" +
-                                     esc(info.reason) + "\"}\n");
+                                     json_escape(info.reason) + "\"}\n");
     return 0;
   }
   try {
@@ -194,7 +178,7 @@ int main(int argc, char** argv) {
 
     std::ostringstream js;
     js.precision(9);
-    js << "{\"bench\":\"cuda_models\",\"compiled\":true,\"available\":true,\"device\":\"" << esc(info.name)
+    js << "{\"bench\":\"cuda_models\",\"compiled\":true,\"available\":true,\"device\":\"" << json_escape(info.name)
        << "\",\"cc\":\"" << info.cc_major << "." << info.cc_minor << "\",\"multiprocessors\":" << info.multiprocessors
        << ",\"cpu_threads\":" << ThreadPool::global().size() << ",\"timer\":\"steady wall clock around synchronous calls\""
        << ",\"pinn\":{\"params\":" << P << ",\"collocation\":1000,\"rows\":" << (cpu.points().ic_x.size() + 2 * cpu.points().bc_t.size() + 3000)

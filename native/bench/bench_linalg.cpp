@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "base/cpu.h"
 #include "base/device.h"
 #include "base/rng.h"
@@ -32,6 +33,7 @@
 #endif
 
 using namespace nnscope;
+using namespace nnscope::bench;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -66,34 +68,8 @@ Stat measure(const std::function<void()>& fn, double work, int samples, double m
   return st;
 }
 
-std::vector<std::size_t> parse_list(const char* s) {
-  std::vector<std::size_t> v;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ','))
-    if (!tok.empty()) v.push_back(std::strtoull(tok.c_str(), nullptr, 10));
-  return v;
-}
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) {
-      auto p = line.find(':');
-      if (p != std::string::npos) return line.substr(p + 2);
-    }
-  return "unknown";
-}
 
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) >= 0x20) o += c;
-  }
-  return o;
-}
 
 struct Row {
   std::string op, device, shape, unit, note;

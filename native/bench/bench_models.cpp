@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "base/cpu.h"
 #include "base/rng.h"
 #include "base/threadpool.h"
@@ -40,6 +41,7 @@
 #include "models/pinn.h"
 
 using namespace nnscope;
+using namespace nnscope::bench;
 using namespace nnscope::models;
 using Clock = std::chrono::steady_clock;
 
@@ -82,25 +84,7 @@ Stat measure(const std::function<void()>& fn, int samples, bool warm_up = true) 
   return st;
 }
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) {
-      const auto p = line.find(':');
-      if (p != std::string::npos) return line.substr(p + 2);
-    }
-  return "unknown";
-}
 
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o;
-}
 
 struct Row {
   std::string model, op, shape;
@@ -116,14 +100,6 @@ void print_row(const Row& r) {
   std::printf("\n");
 }
 
-std::vector<int> parse_list(const char* s) {
-  std::vector<int> v;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ','))
-    if (!tok.empty()) v.push_back(std::atoi(tok.c_str()));
-  return v;
-}
 
 }  // namespace
 
@@ -136,7 +112,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) {
-      threads_list = parse_list(argv[++i]);
+      threads_list = parse_list<int>(argv[++i]);
     } else if (a == "--samples" && i + 1 < argc) {
       samples = std::max(5, std::atoi(argv[++i]));
     } else if (a == "--grid-points" && i + 1 < argc) {
