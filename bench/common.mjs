@@ -111,3 +111,39 @@ export function table(rows, columns) {
 export function readJson(path) {
   return JSON.parse(readFileSync(path, 'utf8'));
 }
+
+/**
+ * Python preamble for PyTorch peers: the convection PINN of models.pinn({beta,
+ * nCollocation, collocationSampling: 'random'}) (2→50→50→50→50→1, tanh; 256
+ * initial points, 100 boundary pairs) as `net`, `params`, `P` and
+ * `loss_fn()`, with all cores; reads args (beta, nCollocation) from argv[1].
+ */
+export const TORCH_PINN = `import json, math, os, sys, time
+import torch
+torch.set_num_threads(os.cpu_count())
+args = json.loads(sys.argv[1])
+torch.manual_seed(0)
+beta, nf = args["beta"], args["nCollocation"]
+widths = [2, 50, 50, 50, 50, 1]
+layers = []
+for i in range(len(widths) - 1):
+    layers += [torch.nn.Linear(widths[i], widths[i + 1])]
+    if i < len(widths) - 2: layers += [torch.nn.Tanh()]
+net = torch.nn.Sequential(*layers)
+params = list(net.parameters())
+P = sum(p.numel() for p in params)
+xg = torch.arange(256, dtype=torch.float32) * (2 * math.pi / 256)
+tg = torch.linspace(0, 1, 100)
+g = torch.Generator().manual_seed(0)
+xf = torch.rand(nf, generator=g) * 2 * math.pi
+tf = torch.rand(nf, generator=g)
+def loss_fn():
+    u0 = net(torch.stack([xg, torch.zeros_like(xg)], 1)).squeeze(1)
+    ic = ((u0 - torch.sin(xg)) ** 2).mean()
+    ul = net(torch.stack([torch.zeros_like(tg), tg], 1)); ur = net(torch.stack([torch.full_like(tg, 2 * math.pi), tg], 1))
+    bc = ((ul - ur) ** 2).mean()
+    x = xf.clone().requires_grad_(True); t = tf.clone().requires_grad_(True)
+    u = net(torch.stack([x, t], 1))
+    ux, ut = torch.autograd.grad(u.sum(), (x, t), create_graph=True)
+    return ic + bc + ((ut + beta * ux) ** 2).mean()
+`;

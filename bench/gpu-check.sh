@@ -5,8 +5,8 @@
 #
 #   bench/gpu-check.sh            (from anywhere; results in ${OUT:-bench/results})
 #
-# Writes at most 7 files there: gpu-check-summary.log, ctest.log, bench_cuda_linalg.{json,log},
-# bench_linalg.{json,log}, and gpu-check-logs.tar.gz (nvidia-smi, configure, build,
+# Writes at most 11 files there: gpu-check-summary.log, ctest.log, bench_cuda_linalg.{json,log},
+# bench_linalg.{json,log}, bench_cuda_models.{json,log}, bench_cuda_hessian.{json,log}, and gpu-check-logs.tar.gz (nvidia-smi, configure, build,
 # device report, no-GPU path, compute-sanitizer logs). Takes ~3-5 minutes on a
 # 16-core H100 machine (most of it the build).
 #
@@ -126,6 +126,7 @@ else
   record cuda-tests ok "$CUDA_RAN passed, 0 skipped"
 fi
 M_SKIP="$(grep -E 'test_cuda_models\.' "$OUTDIR/ctest.log" | grep -cE '\*\*\*Skipped' || true)"; M_RAN="$(grep -E 'Test +#[0-9]+: test_cuda_models\.' "$OUTDIR/ctest.log" | grep -c 'Passed' || true)"; if [ "$M_SKIP" != 0 ] || [ "$M_RAN" = 0 ]; then record cuda-models-tests FAIL "$M_RAN passed, $M_SKIP SKIPPED (a GPU test must not skip here)"; else record cuda-models-tests ok "$M_RAN passed, 0 skipped"; fi
+H_SKIP="$(grep -E 'test_cuda_hessian\.' "$OUTDIR/ctest.log" | grep -cE '\*\*\*Skipped' || true)"; H_RAN="$(grep -E 'Test +#[0-9]+: test_cuda_hessian\.' "$OUTDIR/ctest.log" | grep -c 'Passed' || true)"; if [ "$H_SKIP" != 0 ] || [ "$H_RAN" = 0 ]; then record cuda-hessian-tests FAIL "$H_RAN passed, $H_SKIP SKIPPED (a GPU test must not skip here)"; else record cuda-hessian-tests ok "$H_RAN passed, 0 skipped"; fi
 # the GPU test binary's own report (device line, kernel registers)
 "$TEST_BIN" info_reports_build_and_availability >"$LOGS/cuda-info.log" 2>&1
 "$TEST_BIN" gpu_device_pointer_api >>"$LOGS/cuda-info.log" 2>&1
@@ -149,10 +150,10 @@ SAN="$(command -v compute-sanitizer || true)"
   [ -x "$c" ] && SAN="$c" && break; done
 if [ -n "$SAN" ]; then
   san_state=ok; san_detail=""
-  run_san() {  # run_san TOOL TEST (skipped once the check has run 6 minutes)
+  run_san() {  # run_san TOOL TEST [BINARY] (skipped once the check has run 6 minutes)
     local log="$LOGS/sanitizer-$1-$2.log"
     if [ $((SECONDS - T0)) -gt 360 ]; then san_detail+="$1/$2: skipped (time); "; return; fi
-    timeout 120 "$SAN" --tool "$1" "$TEST_BIN" "$2" >"$log" 2>&1
+    timeout 120 "$SAN" --tool "$1" "${3:-$TEST_BIN}" "$2" >"$log" 2>&1
     local errs
     errs="$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$log" | tail -1)"
     if [ -z "$errs" ]; then
@@ -170,6 +171,7 @@ if [ -n "$SAN" ]; then
            gpu_device_pointer_api; do run_san memcheck "$t"; done
   for t in gpu_gemm_device_views_both_tiles gpu_dot_nrm2_axpy; do run_san racecheck "$t"; done
   run_san synccheck gpu_gemm_device_views_both_tiles
+  run_san memcheck gpu_space_ops_match_cpu "$BUILD/native/tests/test_cuda_hessian"
   record compute-sanitizer "$san_state" "$san_detail"
 else
   record compute-sanitizer skip "not installed"
@@ -196,5 +198,6 @@ else
   record bench_linalg FAIL "bench_linalg was not built"
 fi
 if timeout 180 "$BENCH_DIR/bench_cuda_models" --json "$OUTDIR/bench_cuda_models.json" >"$OUTDIR/bench_cuda_models.log" 2>&1 && ! grep -q 'no usable GPU' "$OUTDIR/bench_cuda_models.log"; then record bench_cuda_models ok "$(grep '^summary:' "$OUTDIR/bench_cuda_models.log" | sed 's/^summary: //')"; else tail -5 "$OUTDIR/bench_cuda_models.log"; record bench_cuda_models FAIL "see bench_cuda_models.log"; fi
+if timeout 300 "$BENCH_DIR/bench_cuda_hessian" --json "$OUTDIR/bench_cuda_hessian.json" >"$OUTDIR/bench_cuda_hessian.log" 2>&1 && ! grep -q 'no usable GPU' "$OUTDIR/bench_cuda_hessian.log"; then record bench_cuda_hessian ok "$(grep '^summary:' "$OUTDIR/bench_cuda_hessian.log" | sed 's/^summary: //')"; else tail -5 "$OUTDIR/bench_cuda_hessian.log"; record bench_cuda_hessian FAIL "see bench_cuda_hessian.log"; fi
 
 finish

@@ -3,38 +3,10 @@
 // (double backward for the HVP; a one-point-at-a-time loop for the grid, as the
 // reference landscape tools do) measured in the same run when it is installed.
 import { Tensor, buildInfo, devices, models, numThreads } from '../dist/lib/index.js';
-import { gitSha, machine, pythonPeer, table, time, writeResults } from './common.mjs';
+import { TORCH_PINN, gitSha, machine, pythonPeer, table, time, writeResults } from './common.mjs';
 
 const TORCH = `
-import json, math, os, sys, time
-import torch
-torch.set_num_threads(os.cpu_count())
-args = json.loads(sys.argv[1])
-torch.manual_seed(0)
-beta, nf = args["beta"], args["nCollocation"]
-widths = [2, 50, 50, 50, 50, 1]
-layers = []
-for i in range(len(widths) - 1):
-    layers += [torch.nn.Linear(widths[i], widths[i + 1])]
-    if i < len(widths) - 2: layers += [torch.nn.Tanh()]
-net = torch.nn.Sequential(*layers)
-params = list(net.parameters())
-P = sum(p.numel() for p in params)
-xg = torch.arange(256, dtype=torch.float32) * (2 * math.pi / 256)
-tg = torch.linspace(0, 1, 100)
-g = torch.Generator().manual_seed(0)
-xf = torch.rand(nf, generator=g) * 2 * math.pi
-tf = torch.rand(nf, generator=g)
-def loss_fn():
-    u0 = net(torch.stack([xg, torch.zeros_like(xg)], 1)).squeeze(1)
-    ic = ((u0 - torch.sin(xg)) ** 2).mean()
-    ul = net(torch.stack([torch.zeros_like(tg), tg], 1)); ur = net(torch.stack([torch.full_like(tg, 2 * math.pi), tg], 1))
-    bc = ((ul - ur) ** 2).mean()
-    x = xf.clone().requires_grad_(True); t = tf.clone().requires_grad_(True)
-    u = net(torch.stack([x, t], 1))
-    ux, ut = torch.autograd.grad(u.sum(), (x, t), create_graph=True)
-    return ic + bc + ((ut + beta * ux) ** 2).mean()
-v = [torch.randn_like(p) for p in params]
+${TORCH_PINN}v = [torch.randn_like(p) for p in params]
 def hvp():
     L = loss_fn()
     gr = torch.autograd.grad(L, params, create_graph=True)

@@ -18,6 +18,7 @@ export const ErrorCodes = [
   'ERR_IO',
   'ERR_INTERNAL',
   'ERR_DETACHED',
+  'ERR_CALLBACK',
   'ERR_NATIVE_LOAD',
 ] as const;
 

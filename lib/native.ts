@@ -55,6 +55,8 @@ type Cancellable = NativeOpBase;
 
 export interface NativeObjectiveHandle {
   readonly dim: number;
+  readonly samples: number;
+  subset(o: { indices: number[] }): NativeObjectiveHandle;
   readonly kind: 'mlp' | 'pinn';
   layout(): { name: string; offset: number; shape: number[] }[];
   loss(o: Cancellable & { theta: Float32Array }): Promise<number>;
@@ -71,6 +73,52 @@ export interface NativeObjectiveHandle {
   pinnEval(o: Cancellable & { theta: Float32Array }): Promise<{ relativeL2: number; initial: number; boundary: number; residual: number }>;
 }
 
+/** Queries, keys and values as the attention ops take them. */
+export interface NativeQkv {
+  q: Float32Array; k: Float32Array | Uint16Array; v: Float32Array | Uint16Array;
+  storage: 'float32' | 'float16' | 'bfloat16'; hq: number; hkv: number; nq: number; n: number; d: number;
+}
+
+export interface NativeSqueezedReport {
+  perQueryHead: boolean; keptKeys: Float64Array; keptFraction: Float64Array; centroidsScored: Float64Array; kvBudget: Float64Array;
+  indices?: Int32Array; offsets?: Float64Array;
+}
+
+export interface NativeCalibration {
+  quantiles: Float64Array; thresholds: Float64Array; coarseQuantiles: Float64Array; coarseThresholds: Float64Array; policy: 'perQueryHead' | 'shared';
+}
+
+export interface NativeSqueezedContext {
+  info(): {
+    heads: number; tokens: number; d: number; window: number; clusters: number; hierarchical: boolean; coarseClusters: number;
+    calibration: NativeCalibration; kmeansIterations: Float64Array; kmeansReseeded: Float64Array; kmeansInertia: Float64Array;
+  };
+  exportArrays(): { centroids: Float32Array; labels: Int32Array; sizes: Int32Array; coarseCentroids: Float32Array; parent: Int32Array; coarseSizes: Int32Array };
+  calibrate(o: NativeOpBase & Record<string, unknown>): Promise<NativeCalibration>;
+  setCalibration(o: NativeCalibration): void;
+  select(o: NativeOpBase & Record<string, unknown>): Promise<NativeSqueezedReport>;
+  prefill(o: NativeOpBase & Record<string, unknown>): Promise<NativeSqueezedReport>;
+  decoder(capacity: number): NativeSqueezedDecoder;
+}
+
+export interface NativeSqueezedDecoder {
+  readonly tokens: number;
+  append(o: NativeOpBase & { k: Float32Array; v: Float32Array; tokens: number }): Promise<number>;
+  step(o: NativeOpBase & Record<string, unknown>): Promise<NativeSqueezedReport>;
+  clear(): void;
+}
+
+/** How a hessian op names its operator (see native/addon/hessian.cpp). */
+export type NativeOperator =
+  | { kind: 'matrix'; matrix: Float32Array | Float64Array; n: number; symmetryTol: number }
+  | { kind: 'model'; objective: NativeObjectiveHandle; theta: Float32Array | Float64Array }
+  | { kind: 'callback'; n: number; fn: (v: Float32Array) => Promise<Float32Array | Float64Array> };
+
+export interface NativeEigResult {
+  values: Float64Array; vectors?: Float32Array | Float64Array; residuals: Float64Array;
+  converged: boolean; restarts: number; products: number;
+}
+
 export interface NativeDataset {
   n: number; dIn: number; dOut: number; inputs: Float32Array; targets?: Float32Array; labels?: Int32Array;
 }
@@ -85,6 +133,7 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   setIsaLimit(isa: string): string;
   resolveDevice(d: string): 'cpu' | 'cuda';
+  measureBandwidth(o: NativeOpBase & { bytes: number; samples: number }): Promise<{ gbs: number; sampleMs: Float64Array; bytes: number; threads: number }>;
   linalg: {
     matmul(o: NativeOpBase & {
       a: Float32Array; b: Float32Array; c: Float32Array; m: number; n: number; k: number;
@@ -99,6 +148,31 @@ export interface NativeBinding {
   io: {
     openSafetensors(o: NativeOpBase & { path: string; mmap: boolean }): Promise<unknown>;
     writeSafetensors(o: NativeOpBase & { path: string; tensors: unknown[]; metadata: Record<string, string> }): Promise<void>;
+  };
+  attention: {
+    dense(o: NativeOpBase & NativeQkv & { out: Float32Array; lse: Float32Array; scale: number; causal: boolean; queryOffset: number; checkFinite: boolean }): Promise<void>;
+    sparse(o: NativeOpBase & NativeQkv & { out: Float32Array; lse: Float32Array; scale: number; indices: Int32Array; offsets: Float64Array; perQueryHead: boolean }): Promise<void>;
+    merge(o: { rows: number; d: number; outA: Float32Array; lseA: Float32Array; outB: Float32Array; lseB: Float32Array }): void;
+    kmeans(o: NativeOpBase & Record<string, unknown>): Promise<{
+      clusters: number; centroids: Float32Array; labels: Int32Array; sizes: Int32Array; inertia: number;
+      iterations: number; reseeded: number; converged: boolean; history: Float64Array;
+    }>;
+    squeeze(o: NativeOpBase & Record<string, unknown>): Promise<NativeSqueezedContext>;
+    contextFromArrays(o: Record<string, unknown>): NativeSqueezedContext;
+  };
+  hessian: {
+    eigs(o: NativeOpBase & { operator: NativeOperator; k: number; which: string; tol: number; maxProducts: number; basis: number; seed: number; vectors: boolean }): Promise<NativeEigResult>;
+    power(o: NativeOpBase & { operator: NativeOperator; k: number; maxIter: number; tol: number; seed: number; vectors: boolean }): Promise<NativeEigResult>;
+    trace(o: NativeOpBase & { operator: NativeOperator; method: string; maxProducts: number; minSamples: number; relTol: number; absTol: number; seed: number }): Promise<{
+      estimate: number; stdError: number; samples: Float64Array; converged: boolean; products: number;
+    }>;
+    density(o: NativeOpBase & { operator: NativeOperator; steps: number; runs: number; seed: number; gridPoints: number; sigmaSquared: number; overhead: number }): Promise<{
+      runs: number; steps: number; nodes: Float64Array; weights: Float64Array; grid: Float64Array; density: Float64Array; variance: number; products: number;
+    }>;
+    lanczos(o: NativeOpBase & { operator: NativeOperator; steps: number; seed: number; reorthPasses: number }): Promise<{
+      alpha: Float64Array; beta: Float64Array; restarts: number; products: number;
+    }>;
+    tridiagonalEigen(o: { alpha: Float64Array; beta: Float64Array; vectors: boolean }): { values: Float64Array; vectors?: Float64Array };
   };
   models: {
     createMlp(o: Record<string, unknown>): NativeObjectiveHandle;

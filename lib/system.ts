@@ -1,5 +1,6 @@
 import { type NativeGpuReport, native, nativePath } from './native.js';
-import { integer } from './validate.js';
+import { type AsyncOptions, runOp } from './async.js';
+import { integer, optionsArg } from './validate.js';
 
 export type CudaReport = NativeGpuReport;
 
@@ -27,4 +28,16 @@ export function numThreads(): number {
 /** Sets the process-wide native pool size (1–1024). Defaults to the number of cores, or $NNSCOPE_NUM_THREADS. */
 export function setNumThreads(n: number): void {
   native().setNumThreads(integer(n, 'threads', 1, 1024));
+}
+
+/**
+ * Measures the machine's memory read bandwidth (GB/s, median of `samples` passes
+ * over a `bytes` buffer with every pool thread): the roofline for bandwidth-bound
+ * ops such as decode attention. For benchmarks; allocates `bytes`.
+ */
+export async function measureBandwidth(options?: AsyncOptions & { bytes?: number; samples?: number }): Promise<{ gbs: number; sampleMs: Float64Array; bytes: number; threads: number }> {
+  const o = optionsArg<AsyncOptions & { bytes?: number; samples?: number }>(options);
+  const bytes = integer(o.bytes, 'bytes', 1 << 20, Number.MAX_SAFE_INTEGER, 1 << 30);
+  const samples = integer(o.samples, 'samples', 1, 1000, 5);
+  return runOp(o, (base) => native().measureBandwidth({ ...base, bytes, samples }));
 }

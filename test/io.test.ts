@@ -2,15 +2,12 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ErrorCode, NnscopeError, Tensor, io, models } from '../lib/index.js';
+import { NnscopeError, Tensor, io, models } from '../lib/index.js';
+import { expectCode } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nnscope-io-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
-const expectCode = async (t: import('ava').ExecutionContext, p: Promise<unknown>, code: ErrorCode) => {
-  const e = await t.throwsAsync(p, { instanceOf: NnscopeError });
-  t.is(e?.code, code, e?.message);
-};
 
 test('safetensors round-trips every array type, with metadata', async (t) => {
   const path = join(dir, 'all.safetensors');

@@ -1,11 +1,7 @@
 import test from 'ava';
 import { type ErrorCode, NnscopeError, Tensor, models } from '../lib/index.js';
-import { rng } from './helpers.js';
+import { expectCode, rng } from './helpers.js';
 
-const expectCode = async (t: import('ava').ExecutionContext, p: Promise<unknown> | (() => unknown), code: ErrorCode) => {
-  const e = typeof p === 'function' ? t.throws(p as () => unknown, { instanceOf: NnscopeError }) : await t.throwsAsync(p, { instanceOf: NnscopeError });
-  t.is(e?.code, code, e?.message);
-};
 
 function randomVector(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);

@@ -38,6 +38,18 @@ type NativeFile = {
   read(o: Record<string, unknown>): Promise<void>;
 };
 
+const RAW: Partial<Record<SafetensorsDtype, (n: number) => Float32Array | Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array>> = {
+  F32: (n) => new Float32Array(n),
+  F64: (n) => new Float64Array(n),
+  I32: (n) => new Int32Array(n),
+  U32: (n) => new Uint32Array(n),
+  F16: (n) => new Uint16Array(n),
+  BF16: (n) => new Uint16Array(n),
+  U16: (n) => new Uint16Array(n),
+  U8: (n) => new Uint8Array(n),
+  BOOL: (n) => new Uint8Array(n),
+};
+
 /** An open safetensors file: its tensor list and metadata; tensors are read on demand. */
 export class SafetensorsFile {
   readonly path: string;
@@ -82,6 +94,22 @@ export class SafetensorsFile {
     const out = wide ? new Float64Array(n) : new Float32Array(n);
     await this.readInto(name, out, o);
     return new Tensor(out, e.shape) as Tensor<Float32Array> | Tensor<Float64Array>;
+  }
+
+  /**
+   * Reads one tensor's elements as they are stored, in the matching typed array:
+   * F32 → Float32Array, F64 → Float64Array, I32 → Int32Array, U32 → Uint32Array,
+   * F16 / BF16 / U16 → Uint16Array (16-bit patterns), U8 / BOOL → Uint8Array.
+   * Other dtypes are refused with ERR_DTYPE (use read()).
+   */
+  async readRaw(name: string, options?: AsyncOptions): Promise<Tensor<Float32Array> | Tensor<Float64Array> | Tensor<Int32Array> | Tensor<Uint32Array> | Tensor<Uint16Array> | Tensor<Uint8Array>> {
+    const o = optionsArg<AsyncOptions>(options);
+    const e = this.entry(name);
+    const make = RAW[e.dtype];
+    if (!make) throw new NnscopeError('ERR_DTYPE', `tensor '${name}' is ${e.dtype}: readRaw supports F32, F64, I32, U32, F16, BF16, U16, U8 and BOOL`);
+    const out = make(shapeSize(e.shape));
+    await runOp(o, (base) => this.#file.read({ ...base, name, out, dtype: e.dtype, allowRounding: false }));
+    return new Tensor(out, e.shape) as Tensor<Float32Array>;
   }
 
   /** Reads one tensor into `out` (a Float32Array or Float64Array of exactly its element count, e.g. a subarray). */

@@ -125,6 +125,28 @@ export class Objective {
     this.net = net;
   }
 
+  /** Samples the loss averages over (MLP; 0 for the PINN, whose points are fixed by its spec). */
+  get samples(): number {
+    return this.handle.samples;
+  }
+
+  /**
+   * The same MLP over a subset of its samples (indices into this objective's own
+   * samples; subsets compose). A fixed mini-batch: its Hessian is PyHessian's
+   * "mini-batch Hessian".
+   */
+  subset(indices: readonly number[]): Objective {
+    if (!Array.isArray(indices)) throw new NnscopeError('ERR_INVALID_ARGUMENT', 'indices must be an array of sample indices');
+    const n = this.samples;
+    const list = indices.map((i, j) => integer(i, `indices[${j}]`, 0, Math.max(0, n - 1)));
+    return new Objective(this.handle.subset({ indices: list }), this.net);
+  }
+
+  /** @internal The native handle, for the families that work on a model. */
+  nativeHandle(): NativeObjective {
+    return this.handle;
+  }
+
   /** Seeded initial parameters (Xavier normal for tanh/sigmoid/identity, He normal otherwise; zero biases). */
   init(seed = 0, init: InitKind = 'auto'): Float32Array {
     return native().models.initParams({ widths: [...this.net.widths], activation: this.net.activation, seed: integer(seed, 'seed', 0, Number.MAX_SAFE_INTEGER), init });

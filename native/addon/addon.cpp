@@ -17,6 +17,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_linalg(env, exports);
   init_models(env, exports);
   init_io(env, exports);
+  init_hessian(env, exports);
+  init_attention(env, exports);
   return exports;
 }
 

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -64,6 +65,14 @@ std::string get_string(const Napi::Object& opts, const char* key);
 // length → ERR_SHAPE, detached buffer → ERR_DETACHED.
 template <typename T>
 ArrayArg<T> get_array(const Napi::Object& opts, const char* key, std::size_t expected = SIZE_MAX);
+
+// A fresh typed array A (Napi::Float64Array, Napi::Int32Array, …) holding a copy of v.
+template <typename A, typename T>
+A copy_to_js(Napi::Env env, const std::vector<T>& v) {
+  A a = A::New(env, v.size());
+  if (!v.empty()) std::memcpy(a.Data(), v.data(), v.size() * sizeof(T));
+  return a;
+}
 
 // ---- cancellation
 
@@ -149,5 +158,7 @@ void init_system(Napi::Env env, Napi::Object exports);
 void init_linalg(Napi::Env env, Napi::Object exports);
 void init_models(Napi::Env env, Napi::Object exports);
 void init_io(Napi::Env env, Napi::Object exports);
+void init_hessian(Napi::Env env, Napi::Object exports);
+void init_attention(Napi::Env env, Napi::Object exports);
 
 }  // namespace nnscope::addon

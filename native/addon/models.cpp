@@ -7,6 +7,7 @@
 #include "base/buffer.h"
 #include "base/finite.h"
 #include "common.h"
+#include "models.h"
 #include "models/dataset.h"
 #include "models/mlp.h"
 #include "models/optim.h"
@@ -18,38 +19,6 @@ namespace {
 
 using models::Objective;
 
-// What a handle owns. Calls on one objective are serialised (objectives keep
-// scratch state); different objectives run in parallel.
-struct ObjectiveState {
-  std::string kind;  // "mlp" | "pinn"
-  std::unique_ptr<Objective> cpu;
-  std::unique_ptr<Objective> gpu;  // made on first use of device 'cuda' (under mu)
-  models::ParamLayout layout;
-  // MLP only: the spec and an owned copy of the data (mini-batch training builds
-  // per-step objectives from it).
-  models::MlpSpec mlp_spec;
-  models::OwnedDataset data;
-  std::vector<std::size_t> indices;
-  // PINN only.
-  models::PinnSpec pinn_spec;
-  std::mutex mu;
-};
-
-// The objective for a device; the GPU one is created lazily (its data is uploaded
-// once). Call with s.mu held.
-Objective& objective_for(ObjectiveState& s, Device device) {
-  if (device != Device::Cuda) return *s.cpu;
-  if (!s.gpu) {
-    GpuBackend& gpu = require_gpu();
-    if (s.kind == "mlp") {
-      s.gpu = gpu.make_mlp_objective(s.mlp_spec, s.data.view(), s.indices);
-    } else {
-      s.gpu = gpu.make_pinn_objective(s.pinn_spec, static_cast<models::PinnObjective&>(*s.cpu).points());
-    }
-  }
-  return *s.gpu;
-}
-
 Device device_of(const Napi::Object& opts) {
   return has(opts, "device") ? parse_device(get_string(opts, "device")) : Device::Auto;
 }
@@ -59,6 +28,7 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Objective",
                        {InstanceAccessor("dim", &ObjectiveHandle::Dim, nullptr),
+                        InstanceAccessor("samples", &ObjectiveHandle::Samples, nullptr),
                         InstanceAccessor("kind", &ObjectiveHandle::Kind, nullptr),
                         InstanceMethod("layout", &ObjectiveHandle::Layout),
                         InstanceMethod("loss", &ObjectiveHandle::Loss),
@@ -68,7 +38,8 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
                         InstanceMethod("hvp64", &ObjectiveHandle::Hvp64),
                         InstanceMethod("lossGrid", &ObjectiveHandle::LossGrid),
                         InstanceMethod("train", &ObjectiveHandle::Train),
-                        InstanceMethod("pinnEval", &ObjectiveHandle::PinnEval)});
+                        InstanceMethod("pinnEval", &ObjectiveHandle::PinnEval),
+                        InstanceMethod("subset", &ObjectiveHandle::Subset)});
   }
 
   explicit ObjectiveHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ObjectiveHandle>(info) {
@@ -81,6 +52,12 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
   std::size_t dim() const { return state_->layout.total; }
 
   Napi::Value Dim(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(dim())); }
+  // Samples an MLP objective averages over (0 for the PINN).
+  Napi::Value Samples(const Napi::CallbackInfo& info) {
+    const auto& s = *state_;
+    const std::size_t n = s.kind != "mlp" ? 0 : s.indices.empty() ? s.data.n : s.indices.size();
+    return Napi::Number::New(info.Env(), double(n));
+  }
   Napi::Value Kind(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), state_->kind); }
 
   Napi::Value Layout(const Napi::CallbackInfo& info) {
@@ -322,7 +299,14 @@ class ObjectiveHandle : public Napi::ObjectWrap<ObjectiveHandle> {
     });
   }
 
+  // subset({indices}) → a new MLP objective over those samples of this one's data
+  // (indices into its own sample set: subsets compose).
+  Napi::Value Subset(const Napi::CallbackInfo& info);
+
   std::shared_ptr<ObjectiveState> state_;
+
+ public:
+  std::shared_ptr<ObjectiveState> state() const { return state_; }
 };
 
 Napi::FunctionReference& objective_ctor() {
@@ -332,6 +316,34 @@ Napi::FunctionReference& objective_ctor() {
 
 Napi::Value wrap(Napi::Env env, std::shared_ptr<ObjectiveState> st) {
   return objective_ctor().New({Napi::External<std::shared_ptr<ObjectiveState>>::New(env, &st)});
+}
+
+Napi::Value ObjectiveHandle::Subset(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    Napi::Object o = options_of(info);
+    if (state_->kind != "mlp") fail(ErrorCode::InvalidArgument, "only MLP objectives have sample subsets");
+    const std::vector<std::size_t> rel = get_sizes(o, "indices");
+    auto st = std::make_shared<ObjectiveState>();
+    st->kind = "mlp";
+    st->mlp_spec = state_->mlp_spec;
+    st->layout = state_->layout;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      st->data = state_->data;
+    }
+    const std::size_t have = state_->indices.empty() ? st->data.n : state_->indices.size();
+    st->indices.reserve(rel.size());
+    for (std::size_t i : rel) {
+      if (i >= have)
+        fail(ErrorCode::InvalidArgument, "subset index " + std::to_string(i) + " is out of range (the objective has " +
+                                             std::to_string(have) + " samples)");
+      st->indices.push_back(state_->indices.empty() ? i : state_->indices[i]);
+    }
+    if (st->indices.empty()) fail(ErrorCode::InvalidArgument, "a subset needs at least one sample");
+    st->cpu = std::make_unique<models::MlpObjective>(st->mlp_spec, st->data.view(), st->indices);
+    return wrap(env, st);
+  });
 }
 
 models::Activation activation_of(const Napi::Object& o, const char* key, models::Activation fallback) {
@@ -477,6 +489,25 @@ Napi::Value MakeDataset(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+Objective& objective_for(ObjectiveState& s, Device device) {
+  if (device != Device::Cuda) return *s.cpu;
+  if (!s.gpu) {
+    GpuBackend& gpu = require_gpu();
+    if (s.kind == "mlp") {
+      s.gpu = gpu.make_mlp_objective(s.mlp_spec, s.data.view(), s.indices);
+    } else {
+      s.gpu = gpu.make_pinn_objective(s.pinn_spec, static_cast<models::PinnObjective&>(*s.cpu).points());
+    }
+  }
+  return *s.gpu;
+}
+
+std::shared_ptr<ObjectiveState> objective_state(const Napi::Value& value, const char* what) {
+  if (value.IsObject() && value.As<Napi::Object>().InstanceOf(objective_ctor().Value()))
+    return ObjectiveHandle::Unwrap(value.As<Napi::Object>())->state();
+  fail(ErrorCode::InvalidArgument, std::string(what) + " must be an nnscope model objective");
+}
 
 void init_models(Napi::Env env, Napi::Object exports) {
   Napi::Object m = Napi::Object::New(env);

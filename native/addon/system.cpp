@@ -1,4 +1,5 @@
 // nnscope addon: build information, devices, threads.
+#include "base/bandwidth.h"
 #include "base/cpu.h"
 #include "base/device.h"
 #include "base/threadpool.h"
@@ -100,7 +101,31 @@ static Napi::Value ResolveDevice(const Napi::CallbackInfo& info) {
   });
 }
 
+// measureBandwidth({bytes, samples}) → Promise<{gbs, sampleMs, bytes, threads}>
+static Napi::Value MeasureBandwidth(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    Napi::Object o = options_of(info);
+    const std::size_t bytes = get_size(o, "bytes");
+    const int samples = static_cast<int>(std::min<std::size_t>(get_size(o, "samples"), 1000));
+    auto r = std::make_shared<BandwidthResult>();
+    return start_op(
+        env, o, [bytes, samples, r](const OpContext& ctx) { *r = measure_read_bandwidth(bytes, samples, ctx); },
+        [r](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("gbs", r->gbs);
+          auto ms = Napi::Float64Array::New(env, r->sample_ms.size());
+          for (std::size_t i = 0; i < r->sample_ms.size(); ++i) ms[i] = r->sample_ms[i];
+          out.Set("sampleMs", ms);
+          out.Set("bytes", double(r->bytes));
+          out.Set("threads", r->threads);
+          return out;
+        });
+  });
+}
+
 void init_system(Napi::Env env, Napi::Object exports) {
+  exports.Set("measureBandwidth", Napi::Function::New(env, MeasureBandwidth, "measureBandwidth"));
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("devices", Napi::Function::New(env, Devices, "devices"));
   exports.Set("numThreads", Napi::Function::New(env, NumThreads, "numThreads"));

@@ -25,9 +25,11 @@
 #include "base/buffer.h"
 #include "cuda/arch.h"
 #include "cuda/check.h"
+#include "cuda/hessian.h"
 #include "cuda/linalg.h"
 #include "cuda/memory.h"
 #include "cuda/models.h"
+#include "hessian/space.h"
 #include "linalg/blas.h"
 
 namespace nnscope::cuda {
@@ -315,6 +317,13 @@ class CudaBackend final : public GpuBackend {
   std::unique_ptr<models::Objective> make_pinn_objective(const models::PinnSpec& spec,
                                                          const models::PinnPoints& points) override {
     return make_gpu_pinn_objective(require(), spec, points);
+  }
+
+  std::unique_ptr<hessian::Space> make_dense_space(const float* a, std::size_t n) override {
+    return cuda::make_dense_space(require(), a, n);
+  }
+  std::unique_ptr<hessian::Space> make_objective_space(models::Objective& objective, const float* theta) override {
+    return cuda::make_objective_space(require(), objective, theta);
   }
 
  private:

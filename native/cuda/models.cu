@@ -56,7 +56,7 @@ DeviceBuffer upload(const std::vector<T>& v, void* stream) {
   return b;
 }
 
-class GpuObjective final : public models::Objective {
+class GpuObjective final : public models::Objective, public DeviceHvp {
  public:
   GpuObjective(int device, std::unique_ptr<models::Objective> cpu, mk::MProblem prob)
       : device_(device), cpu_(std::move(cpu)), stream_(make_stream_on(device)) {
@@ -86,6 +86,7 @@ class GpuObjective final : public models::Objective {
   ~GpuObjective() override { stream_.synchronize_noexcept(); }
 
   std::size_t dim() const override { return P_; }
+  int device() const override { return device_; }
 
   double loss(const float* theta, const OpContext& ctx) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -112,12 +113,31 @@ class GpuObjective final : public models::Objective {
     begin(ctx);
     copy_to_device(theta_.data(), theta, P_ * sizeof(float), s());
     copy_to_device(v_.data(), v, P_ * sizeof(float), s());
-    mk::run_pass(net_, rows_, work_, head_, mk::kModeHvp, theta_.as<float>(), v_.as<float>(), out_.as<float>(),
-                 loss_.as<double>(), s());
-    if (wd_ != 0.0) mk::add_decay_launch((mk::mi64)P_, wd_, v_.as<float>(), out_.as<float>(), s());
+    enqueue_hvp(theta_.as<float>(), v_.as<float>(), out_.as<float>());
     copy_to_host(hv, out_.data(), P_ * sizeof(float), s());
     stream_.synchronize();
     ctx.report(1.0, 1.0);
+  }
+
+  // The same passes on the caller's device pointers, on this objective's stream,
+  // fenced by events against the caller's stream (models.h).
+  void hvp_device(const float* theta, const float* v, float* hv, void* stream, const OpContext& ctx) override {
+    NNSCOPE_CHECK(P_ == 0 || (theta && v && hv), ErrorCode::InvalidArgument, "hvp_device: null device pointer");
+    std::lock_guard<std::mutex> lock(mu_);
+    begin(ctx);
+    try {
+      inputs_ready_.record(stream);
+      check(cudaStreamWaitEvent(static_cast<cudaStream_t>(s()), static_cast<cudaEvent_t>(inputs_ready_.handle()), 0),
+            "cudaStreamWaitEvent");
+      enqueue_hvp(theta, v, hv);
+      hvp_done_.record(s());
+      check(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), static_cast<cudaEvent_t>(hvp_done_.handle()), 0),
+            "cudaStreamWaitEvent");
+    } catch (...) {
+      // The caller's stream may not be fenced: let nothing of ours outlive the call.
+      stream_.synchronize_noexcept();
+      throw;
+    }
   }
 
   double loss_grad64(const double* theta, double* grad, const OpContext& ctx) override {
@@ -168,6 +188,12 @@ class GpuObjective final : public models::Objective {
 
  private:
   void* s() const noexcept { return stream_.handle(); }
+  // out = H·v (+ wd·v) on the objective's stream (every entry written); the shared
+  // core of hvp and hvp_device.
+  void enqueue_hvp(const float* theta, const float* v, float* out) {
+    mk::run_pass(net_, rows_, work_, head_, mk::kModeHvp, theta, v, out, loss_.as<double>(), s());
+    if (wd_ != 0.0) mk::add_decay_launch((mk::mi64)P_, wd_, v, out, s());
+  }
   void begin(const OpContext& ctx) {
     ctx.check();
     set_device(device_);
@@ -189,6 +215,7 @@ class GpuObjective final : public models::Objective {
   int device_;
   std::unique_ptr<models::Objective> cpu_;
   Stream stream_;
+  Event inputs_ready_, hvp_done_;  // hvp_device's fences (recorded under mu_)
   mk::MNet net_;
   mk::MRows rows_;
   mk::HeadParams head_;
@@ -199,6 +226,14 @@ class GpuObjective final : public models::Objective {
 };
 
 }  // namespace
+
+DeviceHvp& device_hvp(models::Objective& objective) {
+  auto* d = dynamic_cast<DeviceHvp*>(&objective);
+  NNSCOPE_CHECK(d != nullptr, ErrorCode::InvalidArgument,
+                "the objective does not live on this GPU (make it with the CUDA backend's make_mlp_objective / "
+                "make_pinn_objective to use its Hessian on the device)");
+  return *d;
+}
 
 std::unique_ptr<models::Objective> make_gpu_mlp_objective(int device, const models::MlpSpec& spec,
                                                           const models::Dataset& data,

@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "hessian/space.h"
 #include "models/objective.h"
 
 namespace nnscope {
@@ -33,6 +34,14 @@ std::unique_ptr<models::Objective> GpuBackend::make_mlp_objective(const models::
 
 std::unique_ptr<models::Objective> GpuBackend::make_pinn_objective(const models::PinnSpec&, const models::PinnPoints&) {
   fail(ErrorCode::DeviceUnavailable, "this GPU backend has no model kernels");
+}
+
+std::unique_ptr<hessian::Space> GpuBackend::make_dense_space(const float*, std::size_t) {
+  fail(ErrorCode::DeviceUnavailable, "this GPU backend has no hessian kernels");
+}
+
+std::unique_ptr<hessian::Space> GpuBackend::make_objective_space(models::Objective&, const float*) {
+  fail(ErrorCode::DeviceUnavailable, "this GPU backend has no hessian kernels");
 }
 
 GpuBackend* gpu_backend() noexcept { return g_backend.load(std::memory_order_acquire); }

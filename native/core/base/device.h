@@ -42,6 +42,9 @@ struct Dataset;
 struct PinnSpec;
 struct PinnPoints;
 }  // namespace models
+namespace hessian {
+class Space;
+}  // namespace hessian
 
 // The GPU side of every op. Pointers are host pointers: the backend stages data
 // through device memory itself. Methods may throw nnscope::Error (codes Cuda,
@@ -71,6 +74,15 @@ class GpuBackend {
                                                                 const std::vector<std::size_t>& indices);
   virtual std::unique_ptr<models::Objective> make_pinn_objective(const models::PinnSpec& spec,
                                                                  const models::PinnPoints& points);
+
+  // ---- hessian (contracts as in hessian/space.h): Krylov spaces whose vectors, basis
+  // and products stay in device memory. A dense symmetric n×n float32 matrix (copied
+  // to the device), or the Hessian at θ of an objective made by make_*_objective of
+  // this backend (θ copied; the objective must outlive the space). The defaults throw
+  // DeviceUnavailable.
+  virtual std::unique_ptr<hessian::Space> make_dense_space(const float* a, std::size_t n);
+  virtual std::unique_ptr<hessian::Space> make_objective_space(models::Objective& objective,
+                                                               const float* theta);
 };
 
 // The installed backend, or nullptr (a CPU-only build, or nothing installed).

@@ -18,6 +18,7 @@ const char* code_name(ErrorCode code) noexcept {
     case ErrorCode::Io: return "ERR_IO";
     case ErrorCode::Internal: return "ERR_INTERNAL";
     case ErrorCode::Detached: return "ERR_DETACHED";
+    case ErrorCode::Callback: return "ERR_CALLBACK";
   }
   return "ERR_INTERNAL";
 }

@@ -22,6 +22,7 @@ enum class ErrorCode {
   Io,                 // ERR_IO
   Internal,           // ERR_INTERNAL
   Detached,           // ERR_DETACHED: a typed array whose buffer was detached/transferred
+  Callback,           // ERR_CALLBACK: a user callback threw or returned a bad value
 };
 
 const char* code_name(ErrorCode code) noexcept;
