@@ -2,6 +2,8 @@
 // 5% centroids), bytes read and GB/s beside the memory bandwidth measured in the
 // same run, PyTorch dense attention (Debian python3-torch) as the peer; and one
 // Lloyd iteration of K-means beside scikit-learn's KMeans from the same start.
+// Every op is pinned to device: 'cpu' (on a GPU machine 'auto' would pick CUDA);
+// squeezed decode is SqueezedDecoder.step (the fixed K/V bound once, cluster-sorted).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +138,7 @@ export async function main(argv) {
   const results = { family: 'attention', date: new Date().toISOString(), git: gitSha(), build: info, machine: mach, threads: numThreads(), bandwidth: bw };
   const d = 128;
   const runs = quick ? 3 : 7;
+  const decodeRuns = quick ? 15 : 31;  // decode steps are ms-level: more samples, steadier medians on a shared machine
 
   // ---- decode
   const decodeCases = quick ? [{ H: 8, N: 16384 }] : [{ H: 8, N: 16384 }, { H: 8, N: 32768 }, { H: 32, N: 16384 }];
@@ -152,18 +155,18 @@ export async function main(argv) {
     const K = new Tensor(k, shape);
     const V = new Tensor(v, shape);
     const Q = new Tensor(q, [H, 1, d]);
-    const opts = { checkFinite: false };
-    const dense32 = await time(() => attention.dense(Q, K, V, opts), { minRuns: runs, minMs: 0 });
+    const opts = { checkFinite: false, device: 'cpu' };
+    const dense32 = await time(() => attention.dense(Q, K, V, opts), { minRuns: decodeRuns, minMs: 0 });
     const K16 = { data: half(k), shape };
     const V16 = { data: half(v), shape };
-    const dense16 = await time(() => attention.dense(Q, K16, V16, { ...opts, storage: 'float16' }), { minRuns: runs, minMs: 0 });
+    const dense16 = await time(() => attention.dense(Q, K16, V16, { ...opts, storage: 'float16' }), { minRuns: decodeRuns, minMs: 0 });
     const t0 = performance.now();
-    const ctx = await attention.squeeze(K, V, { iterations: 10 });
+    const ctx = await attention.squeeze(K, V, { iterations: 10, device: 'cpu' });
     const buildMs = performance.now() - t0;
-    const dec = ctx.decoder();
+    const dec = ctx.decoder({ device: 'cpu' });
     let last;
-    const sq = await time(async () => (last = await dec.step(Q, undefined, undefined, { select: { keepFraction: 0.1 } })), { minRuns: runs, minMs: 0 });
-    const ref = await attention.dense(Q, K, V);
+    const sq = await time(async () => (last = await dec.step(Q, undefined, undefined, { select: { keepFraction: 0.1 } })), { minRuns: decodeRuns, minMs: 0 });
+    const ref = await attention.dense(Q, K, V, { device: 'cpu' });
     const err = relErr(last.out.data, ref.out.data);
     const kept = last.report.keptFraction.reduce((a, b) => a + b, 0) / H;
     const bytes32 = 2 * H * N * d * 4;
@@ -196,13 +199,13 @@ export async function main(argv) {
     const UV = new Tensor(user.v, [H, nq, d]);
     // Dense baseline: the fixed context (non-causal) merged with the causal user block.
     const dense = await time(async () => {
-      const a = await attention.dense(Q, K, V, { checkFinite: false });
-      const b = await attention.dense(Q, UK, UV, { causal: true, checkFinite: false });
+      const a = await attention.dense(Q, K, V, { checkFinite: false, device: 'cpu' });
+      const b = await attention.dense(Q, UK, UV, { causal: true, checkFinite: false, device: 'cpu' });
       return attention.merge(a, b);
     }, { minRuns: quick ? 2 : 3, minMs: 0 });
-    const ctx = await attention.squeeze(K, V, { iterations: 10 });
+    const ctx = await attention.squeeze(K, V, { iterations: 10, device: 'cpu' });
     let last;
-    const sq = await time(async () => (last = await ctx.prefill(Q, UK, UV, { select: { keepFraction: 0.1 } })), { minRuns: quick ? 2 : 3, minMs: 0 });
+    const sq = await time(async () => (last = await ctx.prefill(Q, UK, UV, { select: { keepFraction: 0.1 }, device: 'cpu' })), { minRuns: quick ? 2 : 3, minMs: 0 });
     const flops = 4 * H * nq * (N + nq / 2) * d;
     const kept = last.report.keptFraction.reduce((a, b) => a + b, 0) / H;
     const row = {
@@ -233,7 +236,7 @@ export async function main(argv) {
   for (let j = 0; j < k; j++) init.set(keys.subarray(Math.floor((j * n) / k) * d, (Math.floor((j * n) / k) + 1) * d), j * d);
   const iters = 10;
   let km;
-  const kt = await time(async () => (km = await attention.kmeans(new Tensor(keys, [n, d]), { clusters: k, init: new Tensor(init, [k, d]), iterations: iters, cosine: false })), { minRuns: quick ? 2 : 3, minMs: 0 });
+  const kt = await time(async () => (km = await attention.kmeans(new Tensor(keys, [n, d]), { clusters: k, init: new Tensor(init, [k, d]), iterations: iters, cosine: false, device: 'cpu' })), { minRuns: quick ? 2 : 3, minMs: 0 });
   const msPerIter = kt.median / km.iterations;
   const dir = mkdtempSync(join(tmpdir(), 'nnscope-bench-'));
   writeFileSync(join(dir, 'x.f32'), keys);

@@ -200,4 +200,22 @@ fi
 if timeout 180 "$BENCH_DIR/bench_cuda_models" --json "$OUTDIR/bench_cuda_models.json" >"$OUTDIR/bench_cuda_models.log" 2>&1 && ! grep -q 'no usable GPU' "$OUTDIR/bench_cuda_models.log"; then record bench_cuda_models ok "$(grep '^summary:' "$OUTDIR/bench_cuda_models.log" | sed 's/^summary: //')"; else tail -5 "$OUTDIR/bench_cuda_models.log"; record bench_cuda_models FAIL "see bench_cuda_models.log"; fi
 if timeout 300 "$BENCH_DIR/bench_cuda_hessian" --json "$OUTDIR/bench_cuda_hessian.json" >"$OUTDIR/bench_cuda_hessian.log" 2>&1 && ! grep -q 'no usable GPU' "$OUTDIR/bench_cuda_hessian.log"; then record bench_cuda_hessian ok "$(grep '^summary:' "$OUTDIR/bench_cuda_hessian.log" | sed 's/^summary: //')"; else tail -5 "$OUTDIR/bench_cuda_hessian.log"; record bench_cuda_hessian FAIL "see bench_cuda_hessian.log"; fi
 
+# ---------------------------------------------------------------- attention (issue 6)
+# The public attention API routed to CUDA (host pointers → upload → kernels →
+# download; the resident squeezed decoder), then the CUDA attention benchmark and
+# the CPU decode lookup (SqueezedDecoder vs squeezed_decode) for reference.
+ATT_T="$BUILD/native/tests/test_cuda_attention"
+if [ -x "$ATT_T" ]; then
+  "$ATT_T" gpu_public_api_matches_cpu >"$LOGS/attention_api.log" 2>&1; att_rc=$?
+  if [ "$att_rc" = 0 ]; then
+    record attention_api ok "device='cuda' dense/sparse/kmeans/scores/prefill/decode/decoder match the CPU"
+  else
+    tail -5 "$LOGS/attention_api.log"; record attention_api FAIL "exit $att_rc (77 = skipped: no GPU); see gpu-check-logs/attention_api.log"
+  fi
+else
+  record attention_api FAIL "test_cuda_attention was not built"
+fi
+if [ -x "$BENCH_DIR/bench_cuda_attention" ] && timeout 300 "$BENCH_DIR/bench_cuda_attention" --json "$OUTDIR/bench_cuda_attention.json" >"$OUTDIR/bench_cuda_attention.log" 2>&1 && ! grep -q 'no usable GPU' "$OUTDIR/bench_cuda_attention.log"; then record bench_cuda_attention ok "$(grep '^summary:' "$OUTDIR/bench_cuda_attention.log" | sed 's/^summary: //')"; else tail -5 "$OUTDIR/bench_cuda_attention.log" 2>/dev/null; record bench_cuda_attention FAIL "see bench_cuda_attention.log"; fi
+if [ -x "$BENCH_DIR/bench_kmeans" ] && timeout 300 "$BENCH_DIR/bench_kmeans" --quick >"$LOGS/bench_kmeans.log" 2>&1; then record bench_kmeans ok "$(grep -E 'decode_(squeezed|decoder|dense)' "$LOGS/bench_kmeans.log" | awk '{print $1"="$NF}' | tr '\n' ' ')"; else record bench_kmeans warn "see gpu-check-logs/bench_kmeans.log"; fi
+
 finish

@@ -2,9 +2,15 @@
 /**
  * The `nnscope` command: `nnscope info` prints the build and the devices;
  * `nnscope demo` runs the built-in examples (train the convection PINN, its
- * Hessian spectrum, Squeezed Attention on a synthetic long context).
+ * Hessian spectrum, Squeezed Attention on a synthetic long context);
+ * `nnscope landscape [--steps 41] [--betas 1,40] [--out DIR] [--device cpu|cuda|auto]`
+ * samples the PINN's loss landscape in its top-3 Hessian directions for each β and
+ * summarises its topology (metrics, SVG profile, persistence diagram, heat map, density).
  */
-import { Tensor, attention, buildInfo, devices, hessian, models } from './index.js';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Tensor, attention, buildInfo, devices, hessian, landscape, models, plot, topology } from './index.js';
+import type { DeviceName } from './validate.js';
 
 async function info(): Promise<void> {
   const b = buildInfo();
@@ -100,8 +106,68 @@ function syntheticContext(H: number, N: number, d: number) {
   return { keys, values, query };
 }
 
+function flag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : fallback;
+}
+
+async function landscapeCommand(): Promise<void> {
+  // The papers' experiment: the convection PINN at β = 1 (trains) and β = 40 (fails),
+  // a 3-D landscape in the top-3 Hessian directions (layer-normalised, distance 0.01,
+  // steps³ points), its join tree on the Freudenthal grid, metrics and pictures.
+  const steps = Number(flag('steps', '41'));
+  const betas = flag('betas', '1,40').split(',').map(Number);
+  const out = resolve(flag('out', 'nnscope-landscape'));
+  const device = flag('device', 'auto') as DeviceName;
+  mkdirSync(out, { recursive: true });
+  const rows: string[] = [];
+  for (const beta of betas) {
+    const pinn = models.pinn({ beta });
+    const t0 = performance.now();
+    const trained = await pinn.train(pinn.init(0), { maxSteps: 1000, device });
+    const err = (await pinn.evaluate(trained.theta)).relativeL2;
+    const op = hessian.modelOperator(pinn, trained.theta);
+    const esd = await hessian.density(op, { steps: 100, seed: 0, device });
+    let lastPct = -1;
+    const land = await landscape.compute(pinn, trained.theta, { kind: 'hessian', k: 3, seed: 0 }, {
+      steps, distance: 0.01, normalization: 'layer', device,
+      onProgress: (p) => {
+        const pct = Math.floor(p.fraction * 10);
+        if (pct !== lastPct) process.stdout.write(pct === 10 ? '\n' : '.');
+        lastPct = pct;
+      },
+    });
+    if (lastPct !== 10) process.stdout.write('\n');
+    const tree = await topology.landscapeTree(land);
+    const m = tree.metrics();
+    const prof = await tree.profile();
+    const tag = `beta${beta}`;
+    const logY = tree.minValue > 0;
+    await plot.saveSvg(join(out, `profile-${tag}.svg`), await plot.profileSvg(prof.basins, { title: `PINN β = ${beta}: topological landscape profile`, logY }));
+    const d = tree.diagram();
+    await plot.saveSvg(join(out, `diagram-${tag}.svg`), await plot.persistenceDiagramSvg(
+      { birth: [...d.birth, ...d.essential], death: [...d.death, ...d.essential.map(() => Infinity)] },
+      { title: `PINN β = ${beta}: 0-dim persistence` }));
+    const s = steps;
+    const mid = (s - 1) >> 1;
+    const slice = new Float64Array(s * s);
+    for (let i = 0; i < s; i++) for (let j = 0; j < s; j++) slice[i * s + j] = land.losses[(i * s + j) * s + mid]!;
+    const ax = land.axis!;
+    await plot.saveSvg(join(out, `heatmap-${tag}.svg`), await plot.heatmapSvg(
+      { values: slice, nx: s, ny: s, xRange: [ax[0]!, ax[s - 1]!], yRange: [ax[0]!, ax[s - 1]!] },
+      { title: `PINN β = ${beta}: loss in the top-2 Hessian directions`, logColor: logY, xTitle: 'direction 1', yTitle: 'direction 2' }));
+    await plot.saveSvg(join(out, `density-${tag}.svg`), await plot.densitySvg(esd, { title: `PINN β = ${beta}: Hessian eigenvalue density` }));
+    const sec = ((performance.now() - t0) / 1000).toFixed(1);
+    rows.push(`β = ${String(beta).padEnd(3)} rel. L2 ${err.toFixed(3)}  λ_top ${[...(land.eigenvalues ?? [])].map((x) => x.toPrecision(3)).join(', ')}  ` +
+      `minima ${m.minima}  saddles ${m.saddles}  avg pers. ${m.persistence.average.toExponential(2)}  max pers. ${m.persistence.maximum.toExponential(2)}  ` +
+      `entropy ${m.entropy.toFixed(3)}  loss ${tree.minValue.toExponential(2)}…${tree.maxValue.toExponential(2)}  (${sec} s)`);
+    console.log(rows.at(-1));
+  }
+  console.log(`${steps}³ grids, Freudenthal neighbourhood; SVGs in ${out}`);
+}
+
 const cmd = process.argv[2] ?? 'info';
-const commands: Record<string, () => Promise<void>> = { info, demo };
+const commands: Record<string, () => Promise<void>> = { info, demo, landscape: landscapeCommand };
 const run = commands[cmd];
 if (!run) {
   console.error(`usage: nnscope <${Object.keys(commands).join('|')}>`);

@@ -1,7 +1,7 @@
 /**
  * nnscope: methods for understanding and accelerating neural networks, on a
  * native C++/CUDA engine. Families are namespaces: `linalg`, `models`, `io`, `hessian`,
- * `attention`; `landscape`, `topology`, `spectral` as they land.
+ * `attention`, `landscape`, `topology`, `plot`; `spectral` as it lands.
  */
 export { NnscopeError, ErrorCodes, isNnscopeError, type ErrorCode } from './errors.js';
 export { Tensor, type Float32Tensor, dtypeOf, shapeSize, MAX_ELEMENTS, type DType, type TypedArrayOf, type AnyTypedArray } from './tensor.js';
@@ -13,3 +13,6 @@ export * as models from './models/index.js';
 export * as io from './io/index.js';
 export * as hessian from './hessian/index.js';
 export * as attention from './attention/index.js';
+export * as plot from './plot/index.js';
+export * as landscape from './landscape/index.js';
+export * as topology from './topology/index.js';

@@ -324,3 +324,51 @@ test('kmeans: same seed, same result; raw-mean centroids; inertia non-increasing
   t.true(relErr(a.centroids.data.subarray(0, 8), mean) < 1e-5);
   await expectCode(t, attention.kmeans(x, { clusters: 0 }), 'ERR_INVALID_ARGUMENT');
 });
+
+test("devices: 'cuda' without a GPU fails with ERR_DEVICE_UNAVAILABLE and the reason; 'auto' equals 'cpu' bit for bit", async (t) => {
+  const { devices } = await import('../lib/index.js');
+  if (devices().cuda.available) {
+    t.pass('a GPU answered: the CUDA routing is covered by native/tests/test_cuda_attention (gpu_public_api_matches_cpu)');
+    return;
+  }
+  const hkv = 2, n = 300, d = 16;
+  const { keys, values } = topics(hkv, n, d, 6, 31);
+  const q = randn([hkv, 1, d], 32);
+  const unavailable = async (p: Promise<unknown> | (() => unknown)) => {
+    const e = typeof p === 'function' ? t.throws(p as () => unknown) : await t.throwsAsync(p);
+    t.true(e instanceof NnscopeError);
+    t.is((e as NnscopeError).code, 'ERR_DEVICE_UNAVAILABLE', e?.message);
+    t.regex(e?.message ?? '', /not available: ./);
+  };
+  await unavailable(attention.dense(q, keys, values, { device: 'cuda' }));
+  await unavailable(attention.sparse(q, keys, values, { indices: new Int32Array([0, 1, 2, 3]), offsets: [0, 2, 4] }, { device: 'cuda' }));
+  await unavailable(attention.kmeans(randn([50, d], 33), { clusters: 3, device: 'cuda' }));
+  await unavailable(attention.squeeze(keys, values, { window: 10, device: 'cuda' }));
+  const ctx = await attention.squeeze(keys, values, { window: 10, seed: 2 });
+  await unavailable(ctx.calibrate(randn([hkv, 4, d], 34), { device: 'cuda' }));
+  await unavailable(ctx.select(q, { device: 'cuda' }));
+  await unavailable(ctx.prefill(q, randn([hkv, 1, d], 35), randn([hkv, 1, d], 36), { device: 'cuda' }));
+  await unavailable(() => ctx.decoder({ device: 'cuda' }));
+  await t.throwsAsync(attention.dense(q, keys, values, { device: 'gpu' as never }), { message: /unknown device/ });
+
+  const a = await attention.dense(q, keys, values, { device: 'auto' });
+  const c = await attention.dense(q, keys, values, { device: 'cpu' });
+  t.deepEqual(a.out.data, c.out.data);
+  t.deepEqual(a.lse.data, c.lse.data);
+  const ka = await attention.kmeans(randn([50, d], 33), { clusters: 3 });
+  const kc = await attention.kmeans(randn([50, d], 33), { clusters: 3, device: 'cpu' });
+  t.deepEqual(ka.centroids.data, kc.centroids.data);
+  const da = ctx.decoder();
+  const dc = ctx.decoder({ device: 'cpu' });
+  t.is(da.device, 'cpu');
+  const k1 = randn([hkv, 1, d], 37);
+  const v1 = randn([hkv, 1, d], 38);
+  const sa = await da.step(q, k1, v1, { select: { keepFraction: 0.2 }, returnSelection: true });
+  const sc = await dc.step(q, k1, v1, { select: { keepFraction: 0.2 }, returnSelection: true, device: 'cpu' });
+  t.deepEqual(sa.out.data, sc.out.data);
+  t.deepEqual(sa.report.indices, sc.report.indices);
+  // The decoder (cluster-sorted copy) attends exactly the keys select() picks, in original indices.
+  const sel = await ctx.select(q, { select: { keepFraction: 0.2 } });
+  t.deepEqual(sa.report.indices, sel.indices);
+  t.deepEqual([...sa.report.offsets!], [...sel.offsets]);
+});

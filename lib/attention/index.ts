@@ -10,7 +10,7 @@ import { type AsyncOptions, runOp } from '../async.js';
 import { NnscopeError } from '../errors.js';
 import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
-import { type TensorLike, allocate, boolean, finiteNumber, integer, optionsArg, tensorArg } from '../validate.js';
+import { type DeviceName, type TensorLike, allocate, boolean, deviceArg, finiteNumber, integer, optionsArg, tensorArg } from '../validate.js';
 
 export type Storage = 'float32' | 'float16' | 'bfloat16';
 export type KvData = Float32Array | Uint16Array;
@@ -29,6 +29,12 @@ export interface KvOptions {
 export interface AttentionOptions extends AsyncOptions, KvOptions {
   /** Logit scale (default 1/√d). */
   scale?: number;
+  /**
+   * 'auto' (default): CUDA when the addon was built with it and a GPU answers, else the CPU;
+   * 'cuda' without a GPU fails with ERR_DEVICE_UNAVAILABLE and the reason. CUDA results agree
+   * with the CPU's to float32 rounding.
+   */
+  device?: DeviceName;
 }
 
 /** @internal Shapes of a (q, k, v) triple, validated. */
@@ -98,8 +104,8 @@ export interface DenseOptions extends AttentionOptions {
 
 /**
  * Dense attention softmax(q·kᵀ·scale)·v, flash-style (online softmax, no N×N
- * matrix), CPU, multi-threaded. A query that sees no key (causal) gets out = 0,
- * lse = −Infinity.
+ * matrix), multi-threaded on the CPU or on CUDA (`device`). A query that sees no
+ * key (causal) gets out = 0, lse = −Infinity.
  */
 export async function dense(q: TensorLike<Float32Array>, k: TensorLike<KvData>, v: TensorLike<KvData>, options?: DenseOptions): Promise<AttentionResult> {
   const o = optionsArg<DenseOptions>(options);
@@ -109,7 +115,8 @@ export async function dense(q: TensorLike<Float32Array>, k: TensorLike<KvData>, 
   const queryOffset = integer(o.queryOffset, 'queryOffset', 0, Number.MAX_SAFE_INTEGER, 0);
   const checkFinite = boolean(o.checkFinite, 'checkFinite', true);
   const out = outputs(s.hq, s.nq, s.d);
-  await runOp(o, (base) => native().attention.dense({ ...base, ...s, ...out, scale, causal, queryOffset, checkFinite }));
+  const device = deviceArg(o.device);
+  await runOp(o, (base) => native().attention.dense({ ...base, ...s, ...out, scale, causal, queryOffset, checkFinite, device }));
   return result(out, s.hq, s.nq, s.d);
 }
 
@@ -135,13 +142,15 @@ export async function sparse(q: TensorLike<Float32Array>, k: TensorLike<KvData>,
   const scale = finiteNumber(o.scale, 'scale', 1 / Math.sqrt(s.d));
   const out = outputs(s.hq, s.nq, s.d);
   const offsets = Float64Array.from(sel.offsets);
-  await runOp(o, (base) => native().attention.sparse({ ...base, ...s, ...out, scale, indices: sel.indices!, offsets, perQueryHead }));
+  const device = deviceArg(o.device);
+  await runOp(o, (base) => native().attention.sparse({ ...base, ...s, ...out, scale, indices: sel.indices!, offsets, perQueryHead, device }));
   return result(out, s.hq, s.nq, s.d);
 }
 
 /**
  * The exact merge of two partial results over disjoint key sets (same queries):
  * lse = log(e^lse_a + e^lse_b), out = the lse-weighted mix. Returns a new result.
+ * Always on the CPU (O(rows·d): cheaper than moving the data to a GPU).
  */
 export function merge(a: AttentionResult, b: AttentionResult): AttentionResult {
   const A = tensorArg<Float32Array>(a?.out, 'a.out', { dtype: 'float32' });

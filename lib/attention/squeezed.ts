@@ -12,7 +12,7 @@ import { NnscopeError } from '../errors.js';
 import { openSafetensors, writeSafetensors } from '../io/index.js';
 import { type NativeSqueezedContext, type NativeSqueezedDecoder, native } from '../native.js';
 import { Tensor } from '../tensor.js';
-import { type TensorLike, allocate, boolean, finiteNumber, integer, optionsArg, tensorArg } from '../validate.js';
+import { type DeviceName, type TensorLike, allocate, boolean, deviceArg, finiteNumber, integer, optionsArg, tensorArg } from '../validate.js';
 import { type AttentionResult, type KvData, type KvOptions, type Storage, kvArg } from './index.js';
 
 export type GroupPolicy = 'perQueryHead' | 'shared';
@@ -34,6 +34,8 @@ export interface SqueezeOptions extends AsyncOptions, KvOptions {
   /** Coarse centroids as a fraction of the clustered tokens (default 0.01). */
   coarseFraction?: number;
   coarseClusters?: number;
+  /** Where K-means runs: 'auto' (default; CUDA when a GPU answers), 'cpu' or 'cuda' (the seeding stays on the CPU). */
+  device?: DeviceName;
 }
 
 /** How the fixed-context keys are chosen online. */
@@ -58,6 +60,12 @@ export interface SqueezedOptions extends AsyncOptions {
   scale?: number;
   /** Include the selected indices (CSR) in the report (default false). */
   returnSelection?: boolean;
+  /**
+   * Where scoring, selection and attention run: 'auto' (default; CUDA when a GPU answers),
+   * 'cpu' or 'cuda' (ERR_DEVICE_UNAVAILABLE without a GPU). A decoder's steps run on the
+   * decoder's device (decoder({ device })).
+   */
+  device?: DeviceName;
 }
 
 /** What a squeezed call attended in the fixed context, per selection group. */
@@ -89,6 +97,8 @@ export interface CalibrateOptions extends AsyncOptions {
   coarseQuantiles?: readonly number[];
   policy?: GroupPolicy;
   scale?: number;
+  /** Where the calibration scores are computed (default 'auto'). */
+  device?: DeviceName;
 }
 
 function queriesArg(q: unknown, d: number, heads: number, name = 'queries'): { data: Float32Array; hq: number; nq: number } {
@@ -171,6 +181,7 @@ export class SqueezedContext {
       coarseQuantiles: quantileList(o.coarseQuantiles, 'coarseQuantiles', [0.5]),
       policy: policyArg(o.policy),
       ...(o.scale !== undefined ? { scale: finiteNumber(o.scale, 'scale') } : {}),
+      device: deviceArg(o.device),
     };
     return runOp(o, (base) => this.#handle.calibrate({ ...base, ...args }));
   }
@@ -201,7 +212,7 @@ export class SqueezedContext {
       if (i < 0) throw new NnscopeError('ERR_INVALID_ARGUMENT', `no ${what} threshold was calibrated for quantile ${p} (calibrated: [${[...qs].join(', ')}])`);
       return ts[i]!;
     };
-    const args: Record<string, unknown> = { policy: policyArg(o.policy), hierarchical: boolean(o.hierarchical, 'hierarchical', true) };
+    const args: Record<string, unknown> = { policy: policyArg(o.policy), hierarchical: boolean(o.hierarchical, 'hierarchical', true), device: deviceArg(o.device) };
     if (sel['keepFraction'] !== undefined) {
       const f = finiteNumber(sel['keepFraction'], 'select.keepFraction');
       if (f < 0 || f > 1) throw new NnscopeError('ERR_INVALID_ARGUMENT', 'select.keepFraction must be in [0, 1]');
@@ -264,11 +275,19 @@ export class SqueezedContext {
     return t.data;
   }
 
-  /** A decoder: a dense tail of user and generated tokens after this context, one step per new token. */
-  decoder(options?: { capacity?: number }): SqueezedDecoder {
-    const o = optionsArg<{ capacity?: number }>(options);
+  /**
+   * A decoder: a dense tail of user and generated tokens after this context, one
+   * step per new token. Its first call binds the fixed keys/values once: on the
+   * CPU a cluster-sorted copy (one more copy of K and V in memory) so each
+   * selected cluster is read as one stream; on CUDA they, the clustering and the
+   * tail stay in GPU memory between steps. `device`: 'auto' (default), 'cpu' or
+   * 'cuda' (ERR_DEVICE_UNAVAILABLE here, at once, without a GPU).
+   */
+  decoder(options?: { capacity?: number; device?: DeviceName }): SqueezedDecoder {
+    const o = optionsArg<{ capacity?: number; device?: DeviceName }>(options);
     const capacity = integer(o.capacity, 'capacity', 1, 1e9, 256);
-    return new SqueezedDecoder(this, this.#handle.decoder(capacity));
+    const device = native().resolveDevice(deviceArg(o.device));
+    return new SqueezedDecoder(this, this.#handle.decoder(capacity), device);
   }
 
   /** Saves the context — keys, values, clustering and calibration — as one safetensors file. */
@@ -307,12 +326,20 @@ const FORMAT = 'nnscope.squeezed-context';
 /** One query per step after a squeezed context; the tail holds user and generated tokens' keys and values (float32). */
 export class SqueezedDecoder {
   readonly context: SqueezedContext;
+  /** The device the steps run on (resolved when the decoder was made). */
+  readonly device: 'cpu' | 'cuda';
   readonly #handle: NativeSqueezedDecoder;
 
   /** @internal */
-  constructor(context: SqueezedContext, handle: NativeSqueezedDecoder) {
+  constructor(context: SqueezedContext, handle: NativeSqueezedDecoder, device: 'cpu' | 'cuda') {
     this.context = context;
+    this.device = device;
     this.#handle = handle;
+  }
+
+  /** The fixed context and device every native call carries (the first one binds them). */
+  #bind(): Record<string, unknown> {
+    return { fixedK: this.context.keys.data, fixedV: this.context.values.data, device: this.device };
   }
 
   /** Tokens in the dense tail. */
@@ -332,7 +359,8 @@ export class SqueezedDecoder {
     const k = this.#kv(keys, 'keys');
     const v = this.#kv(values, 'values');
     if (k.tokens !== v.tokens) throw new NnscopeError('ERR_SHAPE', `keys have ${k.tokens} tokens, values ${v.tokens}`);
-    return runOp(optionsArg<AsyncOptions>(options), (base) => this.#handle.append({ ...base, k: k.data, v: v.data, tokens: k.tokens }));
+    const args = { ...this.#bind(), k: k.data, v: v.data, tokens: k.tokens };
+    return runOp(optionsArg<AsyncOptions>(options), (base) => this.#handle.append({ ...base, ...args }));
   }
 
   /**
@@ -357,7 +385,7 @@ export class SqueezedDecoder {
     const lse = allocate(q.hq * q.nq, 'the log-sum-exp');
     const report = await runOp(o, (base) =>
       this.#handle.step({
-        ...base, ...args, ...kv, q: q.data, hq: q.hq, nq: q.nq, fixedK: c.keys.data, fixedV: c.values.data, out, lse,
+        ...base, ...args, ...kv, ...this.#bind(), q: q.data, hq: q.hq, nq: q.nq, out, lse,
         returnSelection: boolean(o.returnSelection, 'returnSelection', false),
       }),
     );
@@ -396,6 +424,7 @@ export async function squeeze(keys: TensorLike<KvData>, values: TensorLike<KvDat
     coarseFraction: frac(o.coarseFraction, 'coarseFraction', 0.01),
     ...(o.clusters !== undefined ? { clusters: integer(o.clusters, 'clusters', 1, 2 ** 31 - 1) } : {}),
     ...(o.coarseClusters !== undefined ? { coarseClusters: integer(o.coarseClusters, 'coarseClusters', 1, 2 ** 31 - 1) } : {}),
+    device: deviceArg(o.device),
   };
   const handle = await runOp(o, (base) => native().attention.squeeze({ ...base, ...args }));
   return new SqueezedContext(handle, K.data, V.data, K.storage);
@@ -443,6 +472,8 @@ export interface KmeansOptions extends AsyncOptions {
   seed?: number;
   /** Cluster the L2-normalised rows (default true); centroids are the means of the raw rows. */
   cosine?: boolean;
+  /** Where Lloyd runs: 'auto' (default), 'cpu' or 'cuda' (the seeding stays on the CPU). */
+  device?: DeviceName;
 }
 
 export interface KmeansResult {
@@ -481,6 +512,7 @@ export async function kmeans(x: TensorLike<Float32Array>, options: KmeansOptions
     iterations: integer(o.iterations, 'iterations', 0, 1e6, 20),
     seed: integer(o.seed, 'seed', 0, Number.MAX_SAFE_INTEGER, 0),
     cosine: boolean(o.cosine, 'cosine', true),
+    device: deviceArg(o.device),
   };
   const r = await runOp(o, (base) => native().attention.kmeans({ ...base, ...args }));
   return { ...r, centroids: new Tensor(r.centroids, [r.clusters, d]) };

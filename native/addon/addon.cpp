@@ -19,6 +19,10 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_io(env, exports);
   init_hessian(env, exports);
   init_attention(env, exports);
+  void init_landscape(Napi::Env, Napi::Object);  // landscape.cpp (common.h is not ours to edit)
+  init_landscape(env, exports);
+  void init_topology(Napi::Env, Napi::Object);  // topology.cpp
+  init_topology(env, exports);
   return exports;
 }
 

@@ -1,5 +1,6 @@
-// nnscope addon: attention — dense, sparse and merged attention on the CPU.
-// Translation only: the kernels are in core/attention.
+// nnscope addon: attention — dense, sparse and merged attention, K-means and
+// Squeezed Attention; every heavy op takes opts.device ('auto' default).
+// Translation only: the kernels are in core/attention (GPU: native/cuda).
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -8,6 +9,7 @@
 #include "attention/kv_finite.h"
 #include "attention/squeezed.h"
 #include "base/buffer.h"
+#include "base/device.h"
 #include "base/finite.h"
 #include "common.h"
 
@@ -37,6 +39,11 @@ KvView kv_of(const Napi::Object& o, const char* key, Storage storage, std::size_
   if (storage == Storage::F32) v.data = get_array<float>(o, key, n).data;
   else v.data = get_array<std::uint16_t>(o, key, n).data;
   return v;
+}
+
+// opts.device: 'auto' (default) | 'cpu' | 'cuda' (resolved by the core op).
+Device device_of(const Napi::Object& o) {
+  return has(o, "device") ? parse_device(get_string(o, "device")) : Device::Auto;
 }
 
 Queries queries_of(const Napi::Object& o, const char* key, std::size_t heads, std::size_t tokens, std::size_t d) {
@@ -70,6 +77,7 @@ Napi::Value Dense(const Napi::CallbackInfo& info) {
     opts.scale = static_cast<float>(get_number(o, "scale"));
     opts.causal = get_bool(o, "causal", false);
     opts.query_offset = has(o, "queryOffset") ? get_size(o, "queryOffset") : 0;
+    opts.device = device_of(o);
     const bool check = get_bool(o, "checkFinite", true);
     return start_op(env, o, [q, k, v, opts, out, check](const OpContext& ctx) {
       if (check) {
@@ -112,13 +120,14 @@ Napi::Value Sparse(const Napi::CallbackInfo& info) {
     sel.per_query_head = per_head;
     const float scale = static_cast<float>(get_number(o, "scale"));
     const bool check = get_bool(o, "checkFinite", true);
-    return start_op(env, o, [q, k, v, sel, scale, out, offsets, check](const OpContext& ctx) {
+    const Device device = device_of(o);
+    return start_op(env, o, [q, k, v, sel, scale, out, offsets, check, device](const OpContext& ctx) {
       if (check) {
         require_finite(q.data, q.heads * q.tokens * q.d, "queries");
         require_finite_kv(k, "keys");
         require_finite_kv(v, "values");
       }
-      sparse_attention(q, k, v, sel, scale, out, ctx);
+      sparse_attention(q, k, v, sel, scale, out, ctx, device);
     });
   });
 }
@@ -220,6 +229,7 @@ SelectOptions select_of(const Napi::Object& o) {
   s.score.scale = has(o, "scale") ? static_cast<float>(get_number(o, "scale")) : 0.0f;
   s.score.hierarchical = get_bool(o, "hierarchical", true);
   s.score.coarse_threshold = has(o, "coarseThreshold") ? get_number(o, "coarseThreshold") : 0.0;
+  s.score.device = device_of(o);
   return s;
 }
 
@@ -253,39 +263,60 @@ class DecoderHandle : public Napi::ObjectWrap<DecoderHandle> {
     if (info.Length() < 2 || !info[0].IsExternal() || !info[1].IsNumber())
       throw make_error(info.Env(), ErrorCode::InvalidArgument, "decoders are made by SqueezedContext.decoder()");
     st_ = *info[0].As<Napi::External<std::shared_ptr<ContextState>>>().Data();
-    auto c = st_->get();
     state_ = std::make_shared<State>();
-    state_->tail = DecodeTail(c->heads, c->d, std::max<std::size_t>(1, info[1].As<Napi::Number>().Int64Value()));
+    state_->capacity = std::max<std::size_t>(1, info[1].As<Napi::Number>().Int64Value());
   }
 
  private:
+  // The core decoder is made by the first append / step (on the worker: the CPU one
+  // copies the fixed K/V into cluster-sorted order), from that call's fixedK /
+  // fixedV and device; later calls reuse it.
   struct State {
     std::mutex mu;
-    DecodeTail tail;
+    std::shared_ptr<SqueezedDecoder> dec;
+    std::size_t capacity = 1;
     std::size_t tokens = 0;  // mirrored for the JS accessor (updated on the JS thread)
   };
+  struct Bind {
+    std::shared_ptr<const SqueezedContext> c;
+    FixedKv fixed;
+    Device device = Device::Auto;
+  };
+  Bind bind_of(const Napi::Object& o) {
+    Bind b;
+    b.c = st_->get();
+    b.device = device_of(o);
+    if (has(o, "fixedK")) b.fixed = fixed_of(o, *st_, *b.c);
+    return b;
+  }
+  static SqueezedDecoder& decoder(State& s, const Bind& b) {
+    if (!s.dec && !b.fixed.k.data) fail(ErrorCode::InvalidArgument, "the decoder's first call needs fixedK / fixedV");
+    if (!s.dec) s.dec = std::make_shared<SqueezedDecoder>(b.c, b.fixed.k, b.fixed.v, s.capacity, b.device);
+    return *s.dec;
+  }
 
   Napi::Value Tokens(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(state_->tokens)); }
 
-  // append({k, v, tokens}) → Promise<number of tail tokens>
+  // append({k, v, tokens, fixedK, fixedV, device}) → Promise<number of tail tokens>
   Napi::Value Append(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       Napi::Object o = options_of(info);
-      auto c = st_->get();
-      const std::size_t t = get_size(o, "tokens");
-      const float* k = get_array<float>(o, "k", checked_mul(checked_mul(c->heads, t), c->d)).data;
-      const float* v = get_array<float>(o, "v", checked_mul(checked_mul(c->heads, t), c->d)).data;
+      const Bind b = bind_of(o);
+      const std::size_t H = b.c->heads, d = b.c->d, t = get_size(o, "tokens");
+      const float* k = get_array<float>(o, "k", checked_mul(checked_mul(H, t), d)).data;
+      const float* v = get_array<float>(o, "v", checked_mul(checked_mul(H, t), d)).data;
       auto s = state_;
       auto count = std::make_shared<std::size_t>(0);
       return start_op(
           env, o,
-          [s, k, v, t, c, count](const OpContext&) {
+          [s, b, k, v, t, H, d, count](const OpContext&) {
             std::lock_guard<std::mutex> lock(s->mu);
-            require_finite(k, c->heads * t * c->d, "k");
-            require_finite(v, c->heads * t * c->d, "v");
-            s->tail.append(k, v, t);
-            *count = s->tail.tokens();
+            require_finite(k, H * t * d, "k");
+            require_finite(v, H * t * d, "v");
+            SqueezedDecoder& dec = decoder(*s, b);
+            dec.append(k, v, t);
+            *count = dec.tokens();
           },
           [s, count](Napi::Env env) -> Napi::Value {
             s->tokens = *count;
@@ -294,19 +325,18 @@ class DecoderHandle : public Napi::ObjectWrap<DecoderHandle> {
     });
   }
 
-  // step({q, hq, nq, k?, v?, fixedK, fixedV, select…, out, lse, returnSelection}) → Promise<report>
+  // step({q, hq, nq, k?, v?, tokens?, fixedK, fixedV, device, select…, out, lse, returnSelection}) → Promise<report>
   Napi::Value Step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       Napi::Object o = options_of(info);
-      auto c = st_->get();
-      const std::size_t hq = get_size(o, "hq"), nq = get_size(o, "nq");
-      const Queries q = queries_of(o, "q", hq, nq, c->d);
-      const FixedKv fixed = fixed_of(o, *st_, *c);
+      const Bind b = bind_of(o);
+      const std::size_t H = b.c->heads, d = b.c->d, hq = get_size(o, "hq"), nq = get_size(o, "nq");
+      const Queries q = queries_of(o, "q", hq, nq, d);
       const std::size_t t = has(o, "k") ? get_size(o, "tokens") : 0;
-      const float* k = t ? get_array<float>(o, "k", checked_mul(checked_mul(c->heads, t), c->d)).data : nullptr;
-      const float* v = t ? get_array<float>(o, "v", checked_mul(checked_mul(c->heads, t), c->d)).data : nullptr;
-      const Output out = output_of(o, hq, nq, c->d);
+      const float* k = t ? get_array<float>(o, "k", checked_mul(checked_mul(H, t), d)).data : nullptr;
+      const float* v = t ? get_array<float>(o, "v", checked_mul(checked_mul(H, t), d)).data : nullptr;
+      const Output out = output_of(o, hq, nq, d);
       const SelectOptions sel = select_of(o);
       const bool with_sel = get_bool(o, "returnSelection", false);
       auto s = state_;
@@ -314,16 +344,17 @@ class DecoderHandle : public Napi::ObjectWrap<DecoderHandle> {
       auto count = std::make_shared<std::size_t>(0);
       return start_op(
           env, o,
-          [s, c, q, fixed, k, v, t, out, sel, report, count](const OpContext& ctx) {
+          [s, b, q, k, v, t, H, d, out, sel, report, count, with_sel](const OpContext& ctx) {
             std::lock_guard<std::mutex> lock(s->mu);
             require_finite(q.data, q.heads * q.tokens * q.d, "queries");
+            SqueezedDecoder& dec = decoder(*s, b);
             if (t) {
-              require_finite(k, c->heads * t * c->d, "k");
-              require_finite(v, c->heads * t * c->d, "v");
-              s->tail.append(k, v, t);
+              require_finite(k, H * t * d, "k");
+              require_finite(v, H * t * d, "v");
+              dec.append(k, v, t);
             }
-            *count = s->tail.tokens();
-            squeezed_decode(fixed.k, fixed.v, *c, q, s->tail.keys(), s->tail.values(), sel, out, report.get(), ctx);
+            *count = dec.tokens();
+            dec.step(q, sel, out, report.get(), with_sel, ctx);
           },
           [s, report, count, with_sel](Napi::Env env) -> Napi::Value {
             s->tokens = *count;
@@ -335,7 +366,7 @@ class DecoderHandle : public Napi::ObjectWrap<DecoderHandle> {
   Napi::Value Clear(const Napi::CallbackInfo& info) {
     std::unique_lock<std::mutex> lock(state_->mu, std::try_to_lock);
     if (!lock.owns_lock()) throw make_error(info.Env(), ErrorCode::InvalidArgument, "the decoder is busy (await its step first)");
-    state_->tail.clear();
+    if (state_->dec) state_->dec->clear();
     state_->tokens = 0;
     return info.Env().Undefined();
   }
@@ -410,6 +441,7 @@ class ContextHandle : public Napi::ObjectWrap<ContextHandle> {
       opts.coarse_quantiles.assign(cq.data, cq.data + cq.length);
       opts.policy = policy_of(o);
       opts.scale = has(o, "scale") ? static_cast<float>(get_number(o, "scale")) : 0.0f;
+      opts.device = device_of(o);
       auto st = st_;
       auto result = std::make_shared<Calibration>();
       return start_op(
@@ -530,6 +562,7 @@ BuildOptions build_of(const Napi::Object& o) {
   b.hierarchical = get_bool(o, "hierarchical", false);
   if (has(o, "coarseFraction")) b.coarse_fraction = get_number(o, "coarseFraction");
   if (has(o, "coarseClusters")) b.coarse_clusters = get_size(o, "coarseClusters");
+  b.device = device_of(o);
   return b;
 }
 
@@ -618,6 +651,7 @@ Napi::Value Kmeans(const Napi::CallbackInfo& info) {
     if (has(o, "init")) k.init = get_string(o, "init") == "random" ? KmeansInit::Random : KmeansInit::PlusPlus;
     if (has(o, "seed")) k.seed = get_size(o, "seed");
     k.cosine = get_bool(o, "cosine", true);
+    k.device = device_of(o);
     if (has(o, "initial")) k.initial_centroids = get_array<float>(o, "initial", checked_mul(k.clusters, d)).data;
     auto r = std::make_shared<KmeansResult>();
     return start_op(

@@ -23,6 +23,7 @@
 //   decode_select_thr  scores + threshold selection + compaction (τ keeps ~10 %);
 //   decode_select_frac scores + keep-fraction 10 % selection;
 //   decode_squeezed    the full decode (lookup + sparse attention, 8-token tail);
+//   decode_decoder     the same through a SqueezedDecoder (cluster-sorted K/V copy);
 //   decode_dense       dense attention over the whole fixed context (baseline).
 // Each figure: median, min, max of ≥ 3 timed samples after a warm-up.
 #include <algorithm>
@@ -32,6 +33,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -310,6 +312,16 @@ int main(int argc, char** argv) {
         [&] { squeezed_decode(k, v, c, qv, tkv, tvv, sel, Output{out.data(), lse.data()}, nullptr); }, ds);
     r.note = "keep 10 % + 8-token tail";
     add(r);
+    {
+      // The same decode through a SqueezedDecoder (fixed K/V bound once, cluster-sorted).
+      auto cs = std::make_shared<const SqueezedContext>(c);
+      SqueezedDecoder dec(cs, k, v, 8);
+      dec.append(tk.data(), tv.data(), 8);
+      r.op = "decode_decoder";
+      r.st = time_it([&] { dec.step(qv, sel, Output{out.data(), lse.data()}, nullptr); }, ds);
+      r.note = "SqueezedDecoder: keep 10 % + 8-token tail";
+      add(r);
+    }
     r.op = "decode_dense";
     r.st = time_it([&] { dense_attention(qv, k, v, DenseOptions{}, Output{out.data(), lse.data()}, {}); }, ds);
     std::snprintf(note, sizeof note, "%.1f GB/s of K+V", 2.0 * double(H * N * d) * 4 / r.st.median / 1e9);

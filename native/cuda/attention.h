@@ -34,6 +34,7 @@
 #include <cstdint>
 
 #include "attention/attention.h"
+#include "attention/gpu.h"
 #include "attention/kv.h"
 #include "attention/squeezed.h"
 
@@ -190,5 +191,11 @@ void squeezed_decode_async(const attention::KvView& fixed_k, const attention::Kv
                            const attention::SelectOptions& opts, const attention::Output& out,
                            DeviceSelectionView* selection, void* workspace, std::size_t workspace_bytes,
                            void* stream, const AttentionTuning& tuning = {});
+
+// ---------------------------------------------------------------- host-pointer ops
+// attention/gpu.h's GpuAttention over the kernels above on `device` (one object per
+// device; thread-safe: every call has its own stream and buffers). The backend's
+// attention_ops() returns it.
+attention::GpuAttention& attention_ops(int device);
 
 }  // namespace nnscope::cuda

@@ -24,11 +24,13 @@
 
 #include "base/buffer.h"
 #include "cuda/arch.h"
+#include "cuda/attention.h"
 #include "cuda/check.h"
 #include "cuda/hessian.h"
 #include "cuda/linalg.h"
 #include "cuda/memory.h"
 #include "cuda/models.h"
+#include "cuda/topology.h"
 #include "hessian/space.h"
 #include "linalg/blas.h"
 
@@ -324,6 +326,19 @@ class CudaBackend final : public GpuBackend {
   }
   std::unique_ptr<hessian::Space> make_objective_space(models::Objective& objective, const float* theta) override {
     return cuda::make_objective_space(require(), objective, theta);
+  }
+
+  topology::BasinResult topology_basins_grid(const double* values, const topology::GridShape& grid,
+                                             topology::Neighborhood nb, const OpContext& ctx) override {
+    return cuda::basins_grid(require(), values, grid, nb, ctx);
+  }
+  topology::KnnLists topology_knn(const double* points, std::size_t n, std::size_t dim, std::size_t k,
+                                  const OpContext& ctx) override {
+    return cuda::knn_lists(require(), points, n, dim, k, ctx);
+  }
+
+  attention::GpuAttention& attention_ops() override {
+    return cuda::attention_ops(require());
   }
 
  private:

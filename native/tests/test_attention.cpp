@@ -20,6 +20,7 @@
 #include "base/rng.h"
 #include "base/threadpool.h"
 #include "harness.h"
+#include "cpu_settings.h"
 
 using namespace nnscope;
 using namespace nnscope::attention;
@@ -29,14 +30,7 @@ namespace {
 const double kInf = std::numeric_limits<double>::infinity();
 const float kInfF = std::numeric_limits<float>::infinity();
 
-struct Restore {
-  Isa isa = active_isa();
-  int threads = num_threads();
-  ~Restore() {
-    set_isa_limit(isa);
-    set_num_threads(threads);
-  }
-};
+using Restore = test::CpuSettingsGuard;
 
 template <typename F>
 void for_each_isa(F&& fn) {

@@ -855,6 +855,129 @@ void gpu_invalid_inputs_impl() {
   s.synchronize();
 }
 
+// The public CPU-side API with device = Cuda (attention/gpu.h through the
+// backend's attention_ops(): upload → kernels → download) against device = Cpu.
+void gpu_public_api_matches_cpu_impl() {
+  test::require_gpu_or_skip();
+  const std::size_t H = 2, N = 3000, d = 64, Hq = 4, T = 5, Nu = 7;
+  const auto fk = gaussian(H * N * d, 901), fv = gaussian(H * N * d, 902);
+  const auto tk = gaussian(H * Nu * d, 903), tv = gaussian(H * Nu * d, 904);
+  const auto q1 = gaussian(Hq * d, 905, 2.0f), qn = gaussian(Hq * Nu * d, 906, 2.0f);
+  auto kv = [&](const std::vector<float>& x, std::size_t tokens) {
+    KvView v;
+    v.data = x.data();
+    v.heads = H;
+    v.tokens = tokens;
+    v.d = d;
+    return v;
+  };
+  auto close = [](const std::vector<float>& a, const std::vector<float>& b, double tol, const char* what) {
+    EXPECT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (!(std::fabs(a[i] - b[i]) <= tol * (1.0 + std::fabs(b[i]))))
+        throw test::Failure(std::string(what) + ": GPU and CPU differ at " + std::to_string(i));
+  };
+  const Queries Q1{q1.data(), Hq, 1, d}, QN{qn.data(), Hq, Nu, d};
+  // dense (decode + causal prefill) and sparse
+  for (bool causal : {false, true}) {
+    const Queries& q = causal ? QN : Q1;
+    std::vector<float> oc(q.heads * q.tokens * d), lc(q.heads * q.tokens), og(oc.size()), lg(lc.size());
+    DenseOptions o;
+    o.causal = causal;
+    o.query_offset = causal ? N - Nu : 0;
+    dense_attention(q, kv(fk, N), kv(fv, N), o, Output{oc.data(), lc.data()}, {});
+    o.device = Device::Cuda;
+    dense_attention(q, kv(fk, N), kv(fv, N), o, Output{og.data(), lg.data()}, {});
+    close(og, oc, 1e-4, "dense out");
+    close(lg, lc, 1e-5, "dense lse");
+  }
+  {
+    std::vector<std::int32_t> idx;
+    std::vector<std::size_t> off = {0};
+    for (std::size_t g = 0; g < H; ++g) {
+      for (std::size_t t = g; t < N; t += 7) idx.push_back(std::int32_t(t));
+      off.push_back(idx.size());
+    }
+    std::vector<float> oc(Hq * d), lc(Hq), og(Hq * d), lg(Hq);
+    sparse_attention(Q1, kv(fk, N), kv(fv, N), Selection{idx.data(), off.data(), false}, 0.0f,
+                     Output{oc.data(), lc.data()}, {});
+    sparse_attention(Q1, kv(fk, N), kv(fv, N), Selection{idx.data(), off.data(), false}, 0.0f,
+                     Output{og.data(), lg.data()}, {}, Device::Cuda);
+    close(og, oc, 1e-4, "sparse out");
+    close(lg, lc, 1e-5, "sparse lse");
+  }
+  // K-means: the same seeding, Lloyd on the device; the inertia agrees.
+  KmeansOptions ko;
+  ko.clusters = 40;
+  ko.iterations = 8;
+  const KmeansResult kc = kmeans(fk.data(), N, d, ko);
+  ko.device = Device::Cuda;
+  const KmeansResult kg = kmeans(fk.data(), N, d, ko);
+  EXPECT_EQ(kg.labels.size(), kc.labels.size());
+  EXPECT(std::fabs(kg.inertia - kc.inertia) <= 1e-3 * kc.inertia);
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < N; ++i) same += kg.labels[i] == kc.labels[i];
+  EXPECT(same >= N * 99 / 100);
+  // Context, scores, squeezed prefill / decode, decoder.
+  BuildOptions bo;
+  bo.iterations = 5;
+  bo.window = 64;
+  auto c = std::make_shared<const SqueezedContext>(build_context(kv(fk, N), bo));
+  ScoreOptions so;
+  const CentroidScores sc = centroid_scores(*c, Q1, so);
+  so.device = Device::Cuda;
+  const CentroidScores sg = centroid_scores(*c, Q1, so);
+  close(sg.scores, sc.scores, 1e-4, "centroid scores");
+  EXPECT(sg.scored == sc.scored && sg.centroids_scored == sc.centroids_scored);
+  SelectOptions sel;
+  sel.mode = SelectMode::KeepFraction;
+  sel.keep_fraction = 0.2;
+  for (bool prefill : {false, true}) {
+    const Queries& q = prefill ? QN : Q1;
+    const std::size_t dt = prefill ? Nu : T;
+    std::vector<float> oc(q.heads * q.tokens * d), lc(q.heads * q.tokens), og(oc.size()), lg(lc.size());
+    SqueezedReport rc, rg;
+    SelectOptions s2 = sel;
+    KvView dk = kv(tk, dt), dv = kv(tv, dt);
+    dk.head_stride = dv.head_stride = Nu;
+    for (int dev = 0; dev < 2; ++dev) {
+      s2.score.device = dev ? Device::Cuda : Device::Cpu;
+      auto& o = dev ? og : oc;
+      auto& l = dev ? lg : lc;
+      auto& r = dev ? rg : rc;
+      if (prefill) squeezed_prefill(kv(fk, N), kv(fv, N), *c, q, dk, dv, s2, Output{o.data(), l.data()}, &r);
+      else squeezed_decode(kv(fk, N), kv(fv, N), *c, q, dk, dv, s2, Output{o.data(), l.data()}, &r);
+    }
+    close(og, oc, 1e-4, prefill ? "squeezed prefill" : "squeezed decode");
+    EXPECT(rg.selection.offsets == rc.selection.offsets);
+    EXPECT(rg.selection.indices == rc.selection.indices);
+    EXPECT_EQ(rg.selection.stats[0].kept_keys, rc.selection.stats[0].kept_keys);
+  }
+  // Resident decoder: the tail grows on the device (capacity 2 → 4 → 8).
+  SqueezedDecoder dcpu(c, kv(fk, N), kv(fv, N), 2, Device::Cpu), dgpu(c, kv(fk, N), kv(fv, N), 2, Device::Cuda);
+  EXPECT(dgpu.device() == Device::Cuda);
+  for (std::size_t step = 0; step < T; ++step) {
+    std::vector<float> k1(H * d), v1(H * d);
+    for (std::size_t h = 0; h < H; ++h) {
+      std::memcpy(k1.data() + h * d, tk.data() + (h * Nu + step) * d, d * 4);
+      std::memcpy(v1.data() + h * d, tv.data() + (h * Nu + step) * d, d * 4);
+    }
+    dcpu.append(k1.data(), v1.data(), 1);
+    dgpu.append(k1.data(), v1.data(), 1);
+    EXPECT_EQ(dgpu.tokens(), step + 1);
+    std::vector<float> oc(Hq * d), lc(Hq), og(Hq * d), lg(Hq);
+    SqueezedReport rc, rg;
+    dcpu.step(Q1, sel, Output{oc.data(), lc.data()}, &rc);
+    dgpu.step(Q1, sel, Output{og.data(), lg.data()}, &rg);
+    close(og, oc, 1e-4, "decoder out");
+    close(lg, lc, 1e-5, "decoder lse");
+    EXPECT(rg.selection.indices == rc.selection.indices);
+    EXPECT(rg.selection.offsets == rc.selection.offsets);
+  }
+  dgpu.clear();
+  EXPECT_EQ(dgpu.tokens(), std::size_t(0));
+}
+
 }  // namespace
 #endif  // NNSCOPE_HAVE_CUDA
 
@@ -862,16 +985,7 @@ void gpu_invalid_inputs_impl() {
 // ================================================================ host emulation
 // The kernel sources compiled for the host emulator in namespace
 // nnscope::cuda::emu, with the planning code attention.cu uses.
-#include "cuda/cuda_emu.h"
-
-namespace nnscope::cuda::emu {
-template <typename... P, typename... A>
-inline void launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, void* /*stream*/, A&&... args) {
-  ::nnscope::cuda_emu::launch(kernel, grid, block, std::forward<A>(args)...);
-}
-}  // namespace nnscope::cuda::emu
-
-#define NNSCOPE_KNS emu
+#include "cuda_emu_support.h"
 #include "cuda/attention_kernels.cuh"
 #include "cuda/attention_kernels_kmeans.cuh"
 #include "cuda/attention_kernels_squeezed.cuh"
@@ -1413,3 +1527,4 @@ NNSCOPE_TEST(gpu_kmeans_assign_matches_cpu) { NNSCOPE_CUDA_CASE(gpu_kmeans_assig
 NNSCOPE_TEST(gpu_scores_select_match_cpu) { NNSCOPE_CUDA_CASE(gpu_scores_select_match_cpu_impl); }
 NNSCOPE_TEST(gpu_squeezed_matches_cpu) { NNSCOPE_CUDA_CASE(gpu_squeezed_matches_cpu_impl); }
 NNSCOPE_TEST(gpu_invalid_inputs) { NNSCOPE_CUDA_CASE(gpu_invalid_inputs_impl); }
+NNSCOPE_TEST(gpu_public_api_matches_cpu) { NNSCOPE_CUDA_CASE(gpu_public_api_matches_cpu_impl); }

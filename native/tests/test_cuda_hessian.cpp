@@ -708,16 +708,7 @@ void gpu_objective_space_concurrent_host_calls_impl() {
 // The kernel sources (linalg_kernels.cuh for the SGEMM/SGEMV/BLAS-1, models_kernels.cuh
 // for an MLP HVP, hessian_kernels.cuh for the space) compiled for the host emulator
 // in namespace nnscope::cuda::emu.
-#include "cuda/cuda_emu.h"
-
-namespace nnscope::cuda::emu {
-template <typename... P, typename... A>
-inline void launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, void* /*stream*/, A&&... args) {
-  ::nnscope::cuda_emu::launch(kernel, grid, block, std::forward<A>(args)...);
-}
-}  // namespace nnscope::cuda::emu
-
-#define NNSCOPE_KNS emu
+#include "cuda_emu_support.h"
 #include "cuda/linalg_kernels.cuh"
 
 namespace nnscope::cuda::emu {

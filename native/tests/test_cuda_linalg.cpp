@@ -752,16 +752,7 @@ void gpu_device_pointer_api_impl() {
 // ================================================================ host emulation
 // The kernel sources of linalg_kernels.cuh compiled for the host emulator, in their
 // own namespace (nnscope::cuda::emu) so they never meet the real kernels.
-#include "cuda/cuda_emu.h"
-
-namespace nnscope::cuda::emu {
-template <typename... P, typename... A>
-inline void launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, void* /*stream*/, A&&... args) {
-  ::nnscope::cuda_emu::launch(kernel, grid, block, std::forward<A>(args)...);
-}
-}  // namespace nnscope::cuda::emu
-
-#define NNSCOPE_KNS emu
+#include "cuda_emu_support.h"
 #include "cuda/linalg_kernels.cuh"
 
 namespace {

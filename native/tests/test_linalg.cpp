@@ -16,6 +16,7 @@
 #include "base/rng.h"
 #include "base/threadpool.h"
 #include "harness.h"
+#include "cpu_settings.h"
 #include "reference.h"
 #include "linalg/blas.h"
 #include "linalg/gemm_kernels.h"
@@ -27,15 +28,7 @@ namespace {
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// Restores the ISA limit and the pool size when a test ends (also on failure).
-struct Restore {
-  Isa isa = active_isa();
-  int threads = num_threads();
-  ~Restore() {
-    set_isa_limit(isa);
-    set_num_threads(threads);
-  }
-};
+using Restore = test::CpuSettingsGuard;
 
 // Runs fn for every ISA tier the CPU supports, with the limit set to that tier.
 template <typename F>

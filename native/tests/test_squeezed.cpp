@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -27,20 +28,14 @@
 #include "base/rng.h"
 #include "base/threadpool.h"
 #include "harness.h"
+#include "cpu_settings.h"
 
 using namespace nnscope;
 using namespace nnscope::attention;
 
 namespace {
 
-struct Restore {
-  Isa isa = active_isa();
-  int threads = num_threads();
-  ~Restore() {
-    set_isa_limit(isa);
-    set_num_threads(threads);
-  }
-};
+using Restore = test::CpuSettingsGuard;
 
 std::vector<float> gaussian(std::size_t n, std::uint64_t seed, float sd = 1.0f, std::uint64_t stream = 0) {
   std::vector<float> v(n);
@@ -1400,4 +1395,201 @@ NNSCOPE_TEST(build_progress_and_cancel) {
   // Same seed, same context; different heads use different streams.
   const SqueezedContext c2 = build_context(view(k, H, N, d), bo);
   EXPECT(c2.labels == c.labels && c2.centroids == c.centroids);
+}
+
+// ================================================================ SqueezedDecoder
+// The decoder (cluster-sorted copy of the fixed K/V) selects exactly what
+// squeezed_decode selects and gives the same attention to float32 rounding; the
+// all-keys selection equals a float64 dense reference; results are identical for
+// any thread count; 16-bit storage and GQA policies; devices.
+NNSCOPE_TEST(decoder_matches_squeezed_decode) {
+  Restore restore;
+  const std::size_t H = 2, N = 900, d = 32, T = 6;
+  for (Storage st : {Storage::F32, Storage::F16}) {
+    auto fk = gaussian(H * N * d, 301), fv = gaussian(H * N * d, 302);
+    auto tk = gaussian(H * T * d, 303), tv = gaussian(H * T * d, 304);
+    std::vector<std::uint16_t> hk(fk.size()), hv(fv.size());
+    if (st == Storage::F16) {
+      for (std::size_t i = 0; i < fk.size(); ++i) {
+        hk[i] = float_to_half(fk[i]);
+        hv[i] = float_to_half(fv[i]);
+      }
+    }
+    KvView K = view(fk, H, N, d), V = view(fv, H, N, d);
+    if (st == Storage::F16) {
+      K.data = hk.data();
+      V.data = hv.data();
+      K.storage = V.storage = Storage::F16;
+    }
+    BuildOptions bo;
+    bo.window = 50;
+    bo.iterations = 4;
+    bo.clusters = 40;
+    auto c = std::make_shared<const SqueezedContext>(build_context(K, bo));
+    SqueezedDecoder dec(c, K, V, 2);
+    EXPECT(dec.device() == Device::Cpu);
+    std::vector<float> tk2(H * 4 * d), tv2(H * 4 * d);
+    for (std::size_t h = 0; h < H; ++h) {
+      std::memcpy(tk2.data() + h * 4 * d, tk.data() + (h * T + 2) * d, 4 * d * 4);
+      std::memcpy(tv2.data() + h * 4 * d, tv.data() + (h * T + 2) * d, 4 * d * 4);
+    }
+    // the tail in one DecodeTail for the reference
+    DecodeTail tail(H, d, T);
+    std::vector<float> tk1(H * 2 * d), tv1(H * 2 * d);
+    for (std::size_t h = 0; h < H; ++h) {
+      std::memcpy(tk1.data() + h * 2 * d, tk.data() + h * T * d, 2 * d * 4);
+      std::memcpy(tv1.data() + h * 2 * d, tv.data() + h * T * d, 2 * d * 4);
+    }
+    tail.append(tk1.data(), tv1.data(), 2);
+    tail.append(tk2.data(), tv2.data(), 4);
+    dec.append(tk1.data(), tv1.data(), 2);
+    dec.append(tk2.data(), tv2.data(), 4);  // grows the tail (capacity 2)
+    EXPECT_EQ(dec.tokens(), T);
+    for (std::size_t G : {1u, 2u})
+      for (GroupPolicy pol : {GroupPolicy::PerQueryHead, GroupPolicy::Shared})
+        for (int mode = 0; mode < 4; ++mode) {
+          const std::size_t Hq = H * G;
+          auto q = gaussian(Hq * d, 310 + mode + 10 * G, 2.0f);
+          SelectOptions so;
+          so.score.policy = pol;
+          if (mode == 0) {
+            so.mode = SelectMode::KeepFraction;
+            so.keep_fraction = 0.13;  // a boundary cluster gives part of its keys
+          } else if (mode == 1) {
+            so.mode = SelectMode::Budget;
+            so.budget = 77;
+          } else if (mode == 2) {
+            so.mode = SelectMode::Threshold;
+            so.threshold = 0.8 / double(N);
+          } else {
+            so.mode = SelectMode::KeepFraction;
+            so.keep_fraction = 0.0;  // window only
+          }
+          std::vector<float> o1(Hq * d), l1(Hq), o2(Hq * d), l2(Hq);
+          SqueezedReport r1, r2, r3;
+          squeezed_decode(K, V, *c, qview(q, Hq, 1, d), tail.keys(), tail.values(), so, Output{o1.data(), l1.data()},
+                          &r1);
+          dec.step(qview(q, Hq, 1, d), so, Output{o2.data(), l2.data()}, &r2);
+          EXPECT(r1.selection.indices == r2.selection.indices);
+          EXPECT(r1.selection.offsets == r2.selection.offsets);
+          EXPECT_EQ(r1.selection.groups, r2.selection.groups);
+          for (std::size_t g = 0; g < r1.selection.groups; ++g) {
+            EXPECT_EQ(r1.selection.stats[g].kept_keys, r2.selection.stats[g].kept_keys);
+            EXPECT_EQ(r1.selection.stats[g].centroids_scored, r2.selection.stats[g].centroids_scored);
+            EXPECT(r1.selection.stats[g].kv_budget == r2.selection.stats[g].kv_budget);
+          }
+          for (std::size_t i = 0; i < o1.size(); ++i) EXPECT_NEAR(o2[i], o1[i], 2e-6 + 2e-6 * std::fabs(o1[i]));
+          for (std::size_t i = 0; i < l1.size(); ++i) EXPECT_NEAR(l2[i], l1[i], 2e-6 + 2e-6 * std::fabs(l1[i]));
+          // stats only
+          std::vector<float> o3(Hq * d);
+          dec.step(qview(q, Hq, 1, d), so, Output{o3.data(), nullptr}, &r3, false);
+          EXPECT(r3.selection.indices.empty() && r3.selection.offsets.empty());
+          EXPECT_EQ(r3.selection.stats[0].kept_keys, r2.selection.stats[0].kept_keys);
+          EXPECT(std::memcmp(o3.data(), o2.data(), o2.size() * 4) == 0);
+        }
+    dec.clear();
+    EXPECT_EQ(dec.tokens(), std::size_t(0));
+  }
+}
+
+NNSCOPE_TEST(decoder_all_keys_equals_dense_and_threads) {
+  Restore restore;
+  const std::size_t H = 2, N = 1300, d = 64, T = 3, Hq = 4;
+  auto fk = gaussian(H * N * d, 401), fv = gaussian(H * N * d, 402);
+  auto tk = gaussian(H * T * d, 403), tv = gaussian(H * T * d, 404), q = gaussian(Hq * d, 405, 1.5f);
+  BuildOptions bo;
+  bo.iterations = 3;
+  auto c = std::make_shared<const SqueezedContext>(build_context(view(fk, H, N, d), bo));
+  const BfAttn ref = bf_attention(q, Hq, 1, d, fk, fv, H, N, tk, tv, T, false, 1.0 / std::sqrt(double(d)));
+  SelectOptions all;
+  all.mode = SelectMode::KeepFraction;
+  all.keep_fraction = 1.0;
+  SelectOptions some = all;
+  some.keep_fraction = 0.1;
+  std::vector<std::vector<float>> runs;
+  for (int th : {1, 2, 3}) {
+    set_num_threads(th);
+    SqueezedDecoder dec(c, view(fk, H, N, d), view(fv, H, N, d), 1);
+    dec.append(tk.data(), tv.data(), T);
+    std::vector<float> out(Hq * d), lse(Hq);
+    dec.step(qview(q, Hq, 1, d), all, Output{out.data(), lse.data()}, nullptr);
+    EXPECT(max_rel(out, ref.out) <= 1e-5);
+    for (std::size_t i = 0; i < Hq; ++i) EXPECT_NEAR(lse[i], ref.lse[i], 1e-5 * std::fabs(ref.lse[i]) + 1e-5);
+    std::vector<float> o2(Hq * d), l2(Hq);
+    dec.step(qview(q, Hq, 1, d), some, Output{o2.data(), l2.data()}, nullptr);
+    out.insert(out.end(), o2.begin(), o2.end());
+    out.insert(out.end(), l2.begin(), l2.end());
+    runs.push_back(out);
+  }
+  EXPECT(std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * 4) == 0);
+  EXPECT(std::memcmp(runs[0].data(), runs[2].data(), runs[0].size() * 4) == 0);
+}
+
+NNSCOPE_TEST(devices_without_gpu) {
+  // This test runs where no backend is installed (or no GPU answers): 'cuda' is
+  // refused with a reason, 'auto' runs the CPU path bit for bit.
+  if (resolve_device(Device::Auto) == Device::Cuda) test::skip("a GPU answered: covered by test_cuda_attention");
+  const std::size_t H = 2, N = 400, d = 16, Hq = 2;
+  auto fk = gaussian(H * N * d, 501), fv = gaussian(H * N * d, 502), q = gaussian(Hq * d, 503);
+  const KvView K = view(fk, H, N, d), V = view(fv, H, N, d);
+  auto expect_unavailable = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      EXPECT(e.code() == ErrorCode::DeviceUnavailable);
+      EXPECT(std::string(e.what()).find("not available:") != std::string::npos);
+      return;
+    }
+    EXPECT(!"no DeviceUnavailable error");
+  };
+  std::vector<float> out(Hq * d), lse(Hq), out2(Hq * d), lse2(Hq);
+  DenseOptions dc;
+  dc.device = Device::Cuda;
+  expect_unavailable([&] { dense_attention(qview(q, Hq, 1, d), K, V, dc, Output{out.data(), lse.data()}, {}); });
+  DenseOptions da;
+  da.device = Device::Auto;
+  dense_attention(qview(q, Hq, 1, d), K, V, da, Output{out.data(), lse.data()}, {});
+  dense_attention(qview(q, Hq, 1, d), K, V, DenseOptions{}, Output{out2.data(), lse2.data()}, {});
+  EXPECT(std::memcmp(out.data(), out2.data(), out.size() * 4) == 0 && std::memcmp(lse.data(), lse2.data(), 8) == 0);
+  std::vector<std::int32_t> idx = {1, 5, 9, 2, 3};
+  std::vector<std::size_t> off = {0, 3, 5};
+  expect_unavailable([&] {
+    sparse_attention(qview(q, Hq, 1, d), K, V, Selection{idx.data(), off.data(), false}, 0.0f,
+                     Output{out.data(), lse.data()}, {}, Device::Cuda);
+  });
+  KmeansOptions ko;
+  ko.clusters = 4;
+  ko.device = Device::Cuda;
+  expect_unavailable([&] { kmeans(fk.data(), N, d, ko); });
+  ko.device = Device::Auto;
+  const KmeansResult ka = kmeans(fk.data(), N, d, ko);
+  ko.device = Device::Cpu;
+  const KmeansResult kc = kmeans(fk.data(), N, d, ko);
+  EXPECT(ka.labels == kc.labels && std::memcmp(ka.centroids.data(), kc.centroids.data(), kc.centroids.size() * 4) == 0);
+  BuildOptions bo;
+  bo.iterations = 2;
+  bo.device = Device::Cuda;
+  expect_unavailable([&] { build_context(K, bo); });
+  bo.device = Device::Cpu;
+  auto c = std::make_shared<SqueezedContext>(build_context(K, bo));
+  CalibrateOptions co;
+  co.device = Device::Cuda;
+  expect_unavailable([&] { calibrate(*c, qview(q, Hq, 1, d), co); });
+  SelectOptions so;
+  so.score.device = Device::Cuda;
+  expect_unavailable([&] { select_keys(*c, qview(q, Hq, 1, d), so); });
+  DecodeTail none(H, d, 1);
+  expect_unavailable([&] {
+    squeezed_decode(K, V, *c, qview(q, Hq, 1, d), none.keys(), none.values(), so, Output{out.data(), lse.data()},
+                    nullptr);
+  });
+  expect_unavailable([&] { SqueezedDecoder(c, K, V, 4, Device::Cuda); });
+  so.score.device = Device::Auto;
+  squeezed_decode(K, V, *c, qview(q, Hq, 1, d), none.keys(), none.values(), so, Output{out.data(), lse.data()}, nullptr);
+  so.score.device = Device::Cpu;
+  squeezed_decode(K, V, *c, qview(q, Hq, 1, d), none.keys(), none.values(), so, Output{out2.data(), lse2.data()},
+                  nullptr);
+  EXPECT(std::memcmp(out.data(), out2.data(), out.size() * 4) == 0);
+  SqueezedDecoder dec(c, K, V, 4, Device::Auto);
+  EXPECT(dec.device() == Device::Cpu);
 }

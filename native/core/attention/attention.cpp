@@ -32,6 +32,7 @@
 
 #include "attention/attn_impl.h"
 #include "attention/attn_kernels.h"
+#include "attention/gpu.h"
 #include "base/buffer.h"
 #include "base/cpu.h"
 #include "base/error.h"
@@ -634,7 +635,9 @@ void run(const Problem& P, std::vector<Unit>& units, const OpContext& ctx) {
   for (std::size_t i = 0; i < units.size(); ++i)
     if (units[i].chunks > 1)
       for (std::size_t r = 0; r < units[i].rows; r += kMergeRows) blocks.emplace_back(i, r);
-  parallel_for(0, blocks.size(), 1, [&](std::size_t lo, std::size_t hi) {
+  // A small merge (decode: a few rows) runs inline: cheaper than waking the pool.
+  const std::size_t mgrain = prow * d < (std::size_t(1) << 16) ? blocks.size() : 1;
+  parallel_for(0, blocks.size(), mgrain, [&](std::size_t lo, std::size_t hi) {
     for (std::size_t b = lo; b < hi; ++b) {
       const Unit& u = units[blocks[b].first];
       const std::size_t r1 = std::min(u.rows, blocks[b].second + kMergeRows);
@@ -673,10 +676,14 @@ Problem make_problem(const Queries& q, const KvView& k, const KvView& v, float s
 
 }  // namespace
 
+GpuAttention& gpu_attention() { return require_gpu().attention_ops(); }
+
 void dense_attention(const Queries& q, const KvView& k, const KvView& v, const DenseOptions& opts,
                      const Output& out, const OpContext& ctx) {
   check_problem("dense_attention", q, k, v, out, opts.scale);
+  const Device dev = resolve_device(opts.device);
   if (q.heads == 0 || q.tokens == 0) return;
+  if (dev == Device::Cuda) return gpu_attention().dense(q, k, v, opts, out, ctx);
   Problem P = make_problem(q, k, v, opts.scale, out);
   P.causal = opts.causal;
   P.qoff = opts.query_offset;
@@ -687,7 +694,8 @@ void dense_attention(const Queries& q, const KvView& k, const KvView& v, const D
 }
 
 void sparse_attention(const Queries& q, const KvView& k, const KvView& v, const Selection& sel, float scale,
-                      const Output& out, const OpContext& ctx) {
+                      const Output& out, const OpContext& ctx, Device device) {
+  const Device dev = resolve_device(device);
   check_problem("sparse_attention", q, k, v, out, scale);
   const std::size_t groups = sel.per_query_head ? q.heads : k.heads;
   NNSCOPE_CHECK(groups == 0 || sel.offsets, ErrorCode::InvalidArgument, "sparse_attention: null selection offsets");
@@ -717,6 +725,7 @@ void sparse_attention(const Queries& q, const KvView& k, const KvView& v, const 
     }
   }
   if (q.heads == 0 || q.tokens == 0) return;
+  if (dev == Device::Cuda) return gpu_attention().sparse(q, k, v, sel, scale, out, ctx);
   Problem P = make_problem(q, k, v, scale, out);
   P.sparse = true;
   const AttnKernel& K = detail::attn_kernel();

@@ -16,6 +16,7 @@
 
 #include "attention/kv.h"
 #include "base/context.h"
+#include "base/device.h"
 
 namespace nnscope::attention {
 
@@ -36,6 +37,9 @@ struct DenseOptions {
   // against themselves: query_offset = 0 and N = N_u. Off: every key is attended.
   bool causal = false;
   std::size_t query_offset = 0;
+  // Where to run (base/device.h: Auto → CUDA when a GPU answers, Cuda without one →
+  // DeviceUnavailable). The GPU result agrees to float32 rounding, not bit for bit.
+  Device device = Device::Cpu;
 };
 
 // Validates shapes (Shape / InvalidArgument: Hq % Hkv, d mismatch, d = 0 or > 1024,
@@ -54,12 +58,14 @@ struct Selection {
 };
 
 // Non-causal attention of every query over its group's selected keys.
+// The lists are validated on the host before a Cuda device runs them.
 void sparse_attention(const Queries& q, const KvView& k, const KvView& v, const Selection& sel,
-                      float scale, const Output& out, const OpContext& ctx);
+                      float scale, const Output& out, const OpContext& ctx, Device device = Device::Cpu);
 
 // Exact merge of two partial results over disjoint key sets, in place into a:
 // lse = log(e^lse_a + e^lse_b), out = (e^{lse_a−lse}·out_a + e^{lse_b−lse}·out_b).
 // rows × d outputs, rows lse values. Rows where both are −Inf stay (0, −Inf).
+// CPU only: O(rows·d) work, less than the transfers a GPU would need.
 void merge_partials(std::size_t rows, std::size_t d, float* out_a, float* lse_a, const float* out_b,
                     const float* lse_b);
 

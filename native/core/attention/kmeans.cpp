@@ -19,6 +19,7 @@
 #include <numeric>
 #include <string>
 
+#include "attention/gpu.h"
 #include "attention/kmeans_kernels.h"
 #include "base/buffer.h"
 #include "base/cpu.h"
@@ -339,6 +340,7 @@ KmeansResult kmeans(const float* x, std::size_t n, std::size_t d, const KmeansOp
   require_finite(x, nd, "kmeans input");
   const std::size_t k = std::min(opts.clusters, n);
   if (opts.initial_centroids) require_finite(opts.initial_centroids, checked_mul(k, d), "kmeans initial centroids");
+  const bool gpu = resolve_device(opts.device) == Device::Cuda;
 
   KmeansResult res;
   res.clusters = k;
@@ -379,6 +381,7 @@ KmeansResult kmeans(const float* x, std::size_t n, std::size_t d, const KmeansOp
   } else {
     init_plusplus(y, yn.data(), n, d, k, rng, c.data(), ctx);
   }
+  if (gpu) return gpu_attention().kmeans(x, n, d, opts, c.data(), ctx);
 
   // 3. Lloyd, with Hamerly's bounds (exact: a point is skipped only when no
   // other centre can have come closer). upper[i] ≥ distance to its centre,

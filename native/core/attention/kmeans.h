@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "base/context.h"
+#include "base/device.h"
 
 namespace nnscope::attention {
 
@@ -52,6 +53,10 @@ struct KmeansOptions {
   // Optional [k, d] initial centres in the clustered space (unit vectors for
   // cosine, not re-normalised); overrides init. Mainly for tests.
   const float* initial_centroids = nullptr;
+  // Cuda: the init (step 2) runs on the CPU, Lloyd on the GPU (cuda/attention.h:
+  // kmeans_async); labels can differ only where two centres tie within float32
+  // rounding, and `skipped` is 0. Auto → Cuda when a GPU answers.
+  Device device = Device::Cpu;
 };
 
 struct KmeansResult {

@@ -15,10 +15,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
 
+#include "attention/gpu.h"
 #include "attention/kmeans_kernels.h"
 #include "base/buffer.h"
 #include "base/error.h"
@@ -153,6 +155,84 @@ size_t ceil_keys(double f, size_t n) {
   return t >= double(n) ? n : static_cast<size_t>(t);
 }
 
+// Validates the selection options against the scores; returns the key target of
+// KeepFraction / Budget (0 for Threshold).
+size_t select_target(const SqueezedContext& c, const CentroidScores& s, const SelectOptions& opts) {
+  const size_t C = c.clusters, nc = c.clustered();
+  NNSCOPE_CHECK(s.clusters == C && s.scores.size() == s.groups * C && s.scored.size() == s.groups * C &&
+                    s.centroids_scored.size() == s.groups,
+                ErrorCode::Shape, "select_keys: scores do not match the context");
+  const bool pq = s.policy == GroupPolicy::PerQueryHead;
+  NNSCOPE_CHECK(s.groups > 0 && (pq ? s.groups % c.heads == 0 : s.groups == c.heads), ErrorCode::Shape,
+                "select_keys: group count does not match the policy");
+  NNSCOPE_CHECK(c.labels.size() == c.heads * nc && c.sizes.size() == c.heads * C, ErrorCode::Shape,
+                "select_keys: inconsistent context");
+  switch (opts.mode) {
+    case SelectMode::Threshold:
+      NNSCOPE_CHECK(std::isfinite(opts.threshold), ErrorCode::NonFinite, "select_keys: threshold must be finite");
+      return 0;
+    case SelectMode::KeepFraction:
+      NNSCOPE_CHECK(opts.keep_fraction >= 0 && opts.keep_fraction <= 1, ErrorCode::InvalidArgument,
+                    "select_keys: keep_fraction must be in [0, 1]");
+      return ceil_keys(opts.keep_fraction, nc);
+    case SelectMode::Budget:
+      return std::min(opts.budget, nc);
+    default:
+      fail(ErrorCode::InvalidArgument, "select_keys: unknown mode");
+  }
+}
+
+// Keys to take from each cluster of group g (KV head h): take [C] (zeroed by the
+// caller). Returns the clustered keys kept.
+size_t group_takes(const SqueezedContext& c, const CentroidScores& s, const SelectOptions& opts, size_t target,
+                   size_t g, size_t h, std::int32_t* take, std::vector<std::uint64_t>& order) {
+  const size_t C = c.clusters;
+  const float* sc = s.scores.data() + g * C;
+  const std::uint8_t* ok = s.scored.data() + g * C;
+  const std::int32_t* sz = c.sizes.data() + h * C;
+  size_t kept = 0;
+  if (opts.mode == SelectMode::Threshold) {
+    for (size_t j = 0; j < C; ++j)
+      if (ok[j] && sz[j] > 0 && double(sc[j]) > opts.threshold) {
+        take[j] = sz[j];
+        kept += size_t(sz[j]);
+      }
+    return kept;
+  }
+  // Ranking by (score desc, cluster index asc), a total order: one 64-bit key per
+  // cluster (scores are ≥ 0, so their bit patterns sort like them).
+  // Clusters leave a min-heap of these keys best first, until the target is met
+  // (only the clusters taken are ordered: O(C + taken·log C)).
+  order.clear();
+  for (size_t j = 0; j < C; ++j)
+    if (ok[j] && sz[j] > 0) {
+      float v = sc[j] > 0.0f ? sc[j] : 0.0f;
+      std::uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      order.push_back((std::uint64_t(0xffffffffu - bits) << 32) | std::uint64_t(j));
+    }
+  const auto later = std::greater<std::uint64_t>();
+  std::make_heap(order.begin(), order.end(), later);
+  size_t left = target;
+  for (auto end = order.end(); end != order.begin() && left > 0; --end) {
+    std::pop_heap(order.begin(), end, later);
+    const size_t j = size_t(*(end - 1) & 0xffffffffu);
+    const size_t t = std::min(left, size_t(sz[j]));
+    take[j] = static_cast<std::int32_t>(t);
+    left -= t;
+    kept += t;
+  }
+  return kept;
+}
+
+void fill_stats(GroupStats& st, size_t kept, size_t W, size_t N, size_t scored) {
+  st.kept_clustered = kept;
+  st.kept_keys = kept + W;
+  st.kept_fraction = double(kept + W) / double(N);
+  st.centroids_scored = scored;
+  st.kv_budget = st.kept_fraction + double(scored) / (2.0 * double(N));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- validation
@@ -272,6 +352,7 @@ SqueezedContext build_context(const KvView& keys, const BuildOptions& opts, cons
     ko.seed = opts.seed;
     ko.stream = h;
     ko.cosine = true;
+    ko.device = opts.device;
     // K-means progress folds into head units: head h at fraction done/total.
     OpContext kctx;
     kctx.cancel = ctx.cancel;
@@ -307,66 +388,104 @@ SqueezedContext build_context(const KvView& keys, const BuildOptions& opts, cons
 }
 
 // ---------------------------------------------------------------- scoring
-CentroidScores centroid_scores(const SqueezedContext& c, const Queries& q, const ScoreOptions& opts,
-                               const OpContext& ctx) {
+namespace {
+
+// centroid_scores in parts, so the decoder can fuse its selection into the
+// per-group scoring: the checks, the zeroed result, one group's scores.
+struct ScoreSetup {
+  GroupMap gm;
+  float scale = 0;
+  bool two = false;
+};
+
+ScoreSetup score_checks(const SqueezedContext& c, const Queries& q, const ScoreOptions& opts) {
   check_queries(c, q, "centroid_scores");
-  const float scale = resolve_scale(opts.scale, c.d);
+  ScoreSetup u;
+  u.scale = resolve_scale(opts.scale, c.d);
   NNSCOPE_CHECK(std::isfinite(opts.coarse_threshold), ErrorCode::NonFinite,
                 "centroid_scores: coarse threshold must be finite");
-  const GroupMap gm = group_map(c, q, opts.policy);
+  u.gm = group_map(c, q, opts.policy);
   const size_t C = c.clusters, C1 = c.coarse_clusters, d = c.d;
   NNSCOPE_CHECK(c.centroids.size() == c.heads * C * d && c.sizes.size() == c.heads * C, ErrorCode::Shape,
                 "centroid_scores: inconsistent context");
-  const bool two = c.hierarchical && opts.hierarchical;
-  if (two)
+  u.two = c.hierarchical && opts.hierarchical;
+  if (u.two)
     NNSCOPE_CHECK(c.coarse_centroids.size() == c.heads * C1 * d && c.parent.size() == c.heads * C &&
                       c.coarse_sizes.size() == c.heads * C1,
                   ErrorCode::Shape, "centroid_scores: inconsistent coarse level");
+  return u;
+}
 
+CentroidScores score_alloc(const SqueezedContext& c, const ScoreOptions& opts, const ScoreSetup& u) {
+  const size_t C = c.clusters, C1 = c.coarse_clusters, G = u.gm.groups;
   CentroidScores s;
   s.policy = opts.policy;
-  s.groups = gm.groups;
+  s.groups = G;
   s.clusters = C;
-  s.scores.assign(gm.groups * C, 0.0f);
-  s.scored.assign(gm.groups * C, 0);
-  s.centroids_scored.assign(gm.groups, 0);
-  if (two) {
+  s.scores.assign(G * C, 0.0f);
+  s.scored.assign(G * C, 0);
+  s.centroids_scored.assign(G, 0);
+  if (u.two) {
     s.coarse_clusters = C1;
-    s.coarse_scores.assign(gm.groups * C1, 0.0f);
-    s.coarse_kept.assign(gm.groups * C1, 0);
+    s.coarse_scores.assign(G * C1, 0.0f);
+    s.coarse_kept.assign(G * C1, 0);
   }
-  parallel_for(0, gm.groups, 1, [&](size_t g0, size_t g1) {
-    AlignedBuffer<float> logits;
-    std::vector<float> gathered;
-    std::vector<double> w, acc;
-    std::vector<std::int32_t> idx;
+  return s;
+}
+
+struct ScoreScratch {
+  AlignedBuffer<float> logits;
+  std::vector<float> gathered;
+  std::vector<double> w, acc;
+  std::vector<std::int32_t> idx, cidx;
+};
+
+void score_group(const SqueezedContext& c, const Queries& q, const ScoreOptions& opts, const ScoreSetup& u,
+                 size_t g, CentroidScores& s, ScoreScratch& t) {
+  const size_t C = c.clusters, C1 = c.coarse_clusters, d = c.d;
+  const GroupMap& gm = u.gm;
+  const size_t h = gm.kv_head(g);
+  const float* rows = q.data + g * gm.rows_per_group * d;
+  const LevelRef fine{c.centroids.data() + h * C * d, c.sizes.data() + h * C, C};
+  std::uint8_t* sc = s.scored.data() + g * C;
+  std::vector<std::int32_t>& idx = t.idx;
+  idx.clear();
+  if (u.two) {
+    const LevelRef coarse{c.coarse_centroids.data() + h * C1 * d, c.coarse_sizes.data() + h * C1, C1};
+    std::vector<std::int32_t>& cidx = t.cidx;
+    cidx.clear();
+    for (size_t j = 0; j < C1; ++j)
+      if (coarse.sizes[j] > 0) cidx.push_back(static_cast<std::int32_t>(j));
+    float* cs = s.coarse_scores.data() + g * C1;
+    score_subset(coarse, cidx, d, rows, gm.rows_per_group, u.scale, cs, t.logits, t.gathered, t.w, t.acc);
+    std::uint8_t* kept = s.coarse_kept.data() + g * C1;
+    for (size_t j = 0; j < C1; ++j) kept[j] = coarse.sizes[j] > 0 && double(cs[j]) > opts.coarse_threshold;
+    const std::int32_t* par = c.parent.data() + h * C;
+    for (size_t j = 0; j < C; ++j)
+      if (fine.sizes[j] > 0 && kept[size_t(par[j])]) idx.push_back(static_cast<std::int32_t>(j));
+    s.centroids_scored[g] = C1 + idx.size();
+  } else {
+    for (size_t j = 0; j < C; ++j)
+      if (fine.sizes[j] > 0) idx.push_back(static_cast<std::int32_t>(j));
+    s.centroids_scored[g] = C;
+  }
+  for (std::int32_t j : idx) sc[j] = 1;
+  score_subset(fine, idx, d, rows, gm.rows_per_group, u.scale, s.scores.data() + g * C, t.logits, t.gathered, t.w,
+               t.acc);
+}
+
+}  // namespace
+
+CentroidScores centroid_scores(const SqueezedContext& c, const Queries& q, const ScoreOptions& opts,
+                               const OpContext& ctx) {
+  const ScoreSetup u = score_checks(c, q, opts);
+  if (resolve_device(opts.device) == Device::Cuda) return gpu_attention().centroid_scores(c, q, opts, ctx);
+  CentroidScores s = score_alloc(c, opts, u);
+  parallel_for(0, u.gm.groups, 1, [&](size_t g0, size_t g1) {
+    ScoreScratch t;
     for (size_t g = g0; g < g1; ++g) {
       ctx.check();
-      const size_t h = gm.kv_head(g);
-      const float* rows = q.data + g * gm.rows_per_group * d;
-      const LevelRef fine{c.centroids.data() + h * C * d, c.sizes.data() + h * C, C};
-      std::uint8_t* sc = s.scored.data() + g * C;
-      idx.clear();
-      if (two) {
-        const LevelRef coarse{c.coarse_centroids.data() + h * C1 * d, c.coarse_sizes.data() + h * C1, C1};
-        std::vector<std::int32_t> cidx;
-        for (size_t j = 0; j < C1; ++j)
-          if (coarse.sizes[j] > 0) cidx.push_back(static_cast<std::int32_t>(j));
-        float* cs = s.coarse_scores.data() + g * C1;
-        score_subset(coarse, cidx, d, rows, gm.rows_per_group, scale, cs, logits, gathered, w, acc);
-        std::uint8_t* kept = s.coarse_kept.data() + g * C1;
-        for (size_t j = 0; j < C1; ++j) kept[j] = coarse.sizes[j] > 0 && double(cs[j]) > opts.coarse_threshold;
-        const std::int32_t* par = c.parent.data() + h * C;
-        for (size_t j = 0; j < C; ++j)
-          if (fine.sizes[j] > 0 && kept[size_t(par[j])]) idx.push_back(static_cast<std::int32_t>(j));
-        s.centroids_scored[g] = C1 + idx.size();
-      } else {
-        for (size_t j = 0; j < C; ++j)
-          if (fine.sizes[j] > 0) idx.push_back(static_cast<std::int32_t>(j));
-        s.centroids_scored[g] = C;
-      }
-      for (std::int32_t j : idx) sc[j] = 1;
-      score_subset(fine, idx, d, rows, gm.rows_per_group, scale, s.scores.data() + g * C, logits, gathered, w, acc);
+      score_group(c, q, opts, u, g, s, t);
     }
   });
   return s;
@@ -380,10 +499,11 @@ std::size_t ScorePool::keys() const noexcept {
 }
 
 void pool_calibration_scores(const SqueezedContext& c, const Queries& calib, GroupPolicy policy, float scale,
-                             ScorePool& fine, ScorePool* coarse, const OpContext& ctx) {
+                             ScorePool& fine, ScorePool* coarse, const OpContext& ctx, Device device) {
   ScoreOptions so;
   so.policy = policy;
   so.scale = scale;
+  so.device = device;
   so.hierarchical = false;  // fine thresholds come from the flat lookup (the reference's τ²)
   const CentroidScores s = centroid_scores(c, calib, so, ctx);
   const GroupMap gm = group_map(c, calib, policy);
@@ -483,7 +603,8 @@ Calibration calibrate(SqueezedContext& c, const Queries& calib, const CalibrateO
   for (double p : opts.coarse_quantiles)
     NNSCOPE_CHECK(p > 0 && p < 1, ErrorCode::InvalidArgument, "calibrate: coarse quantiles must be in (0, 1)");
   ScorePool fine, coarse;
-  pool_calibration_scores(c, calib, opts.policy, opts.scale, fine, c.hierarchical ? &coarse : nullptr, ctx);
+  pool_calibration_scores(c, calib, opts.policy, opts.scale, fine, c.hierarchical ? &coarse : nullptr, ctx,
+                          opts.device);
   Calibration k;
   k.policy = opts.policy;
   k.quantiles = opts.quantiles;
@@ -501,30 +622,8 @@ Calibration calibrate(SqueezedContext& c, const Queries& calib, const CalibrateO
 SqueezedSelection select_keys(const SqueezedContext& c, const CentroidScores& s, const SelectOptions& opts,
                               const OpContext& ctx) {
   const size_t C = c.clusters, N = c.tokens, nc = c.clustered(), W = c.window;
-  NNSCOPE_CHECK(s.clusters == C && s.scores.size() == s.groups * C && s.scored.size() == s.groups * C &&
-                    s.centroids_scored.size() == s.groups,
-                ErrorCode::Shape, "select_keys: scores do not match the context");
+  const size_t target = select_target(c, s, opts);
   const bool pq = s.policy == GroupPolicy::PerQueryHead;
-  NNSCOPE_CHECK(s.groups > 0 && (pq ? s.groups % c.heads == 0 : s.groups == c.heads), ErrorCode::Shape,
-                "select_keys: group count does not match the policy");
-  NNSCOPE_CHECK(c.labels.size() == c.heads * nc && c.sizes.size() == c.heads * C, ErrorCode::Shape,
-                "select_keys: inconsistent context");
-  size_t target = 0;
-  switch (opts.mode) {
-    case SelectMode::Threshold:
-      NNSCOPE_CHECK(std::isfinite(opts.threshold), ErrorCode::NonFinite, "select_keys: threshold must be finite");
-      break;
-    case SelectMode::KeepFraction:
-      NNSCOPE_CHECK(opts.keep_fraction >= 0 && opts.keep_fraction <= 1, ErrorCode::InvalidArgument,
-                    "select_keys: keep_fraction must be in [0, 1]");
-      target = ceil_keys(opts.keep_fraction, nc);
-      break;
-    case SelectMode::Budget:
-      target = std::min(opts.budget, nc);
-      break;
-    default:
-      fail(ErrorCode::InvalidArgument, "select_keys: unknown mode");
-  }
   const size_t G = pq ? s.groups / c.heads : 1;
 
   SqueezedSelection sel;
@@ -540,39 +639,7 @@ SqueezedSelection select_keys(const SqueezedContext& c, const CentroidScores& s,
     for (size_t g = g0; g < g1; ++g) {
       ctx.check();
       const size_t h = pq ? g / G : g;
-      const float* sc = s.scores.data() + g * C;
-      const std::uint8_t* ok = s.scored.data() + g * C;
-      const std::int32_t* sz = c.sizes.data() + h * C;
-      std::int32_t* take = takes.data() + g * C;
-      size_t kept = 0;
-      if (opts.mode == SelectMode::Threshold) {
-        for (size_t j = 0; j < C; ++j)
-          if (ok[j] && sz[j] > 0 && double(sc[j]) > opts.threshold) {
-            take[j] = sz[j];
-            kept += size_t(sz[j]);
-          }
-      } else {
-        // Ranking by (score desc, cluster index asc), a total order: one 64-bit
-        // key per cluster (scores are ≥ 0, so their bit patterns sort like them).
-        order.clear();
-        for (size_t j = 0; j < C; ++j)
-          if (ok[j] && sz[j] > 0) {
-            float v = sc[j] > 0.0f ? sc[j] : 0.0f;
-            std::uint32_t bits;
-            std::memcpy(&bits, &v, 4);
-            order.push_back((std::uint64_t(0xffffffffu - bits) << 32) | std::uint64_t(j));
-          }
-        std::sort(order.begin(), order.end());
-        size_t left = target;
-        for (size_t i = 0; i < order.size() && left > 0; ++i) {
-          const size_t j = size_t(order[i] & 0xffffffffu);
-          const size_t t = std::min(left, size_t(sz[j]));
-          take[j] = static_cast<std::int32_t>(t);
-          left -= t;
-          kept += t;
-        }
-      }
-      kept_of[g] = kept;
+      kept_of[g] = group_takes(c, s, opts, target, g, h, takes.data() + g * C, order);
     }
   });
   sel.offsets.resize(s.groups + 1);
@@ -596,12 +663,7 @@ SqueezedSelection select_keys(const SqueezedContext& c, const CentroidScores& s,
         r -= k;
       }
       for (size_t t = nc; t < N; ++t) o[pos++] = static_cast<std::int32_t>(t);
-      GroupStats& st = sel.stats[g];
-      st.kept_clustered = kept;
-      st.kept_keys = kept + W;
-      st.kept_fraction = double(kept + W) / double(N);
-      st.centroids_scored = s.centroids_scored[g];
-      st.kv_budget = st.kept_fraction + double(st.centroids_scored) / (2.0 * double(N));
+      fill_stats(sel.stats[g], kept, W, N, s.centroids_scored[g]);
     }
   });
   return sel;
@@ -640,6 +702,8 @@ void compose(const KvView& fixed_k, const KvView& fixed_v, const SqueezedContext
   NNSCOPE_CHECK(out.out != nullptr, ErrorCode::InvalidArgument, p + "null output");
   const float scale = resolve_scale(opts.score.scale, c.d);
   const size_t rows = q.heads * q.tokens;
+  if (resolve_device(opts.score.device) == Device::Cuda)
+    return gpu_attention().squeezed(fixed_k, fixed_v, c, q, dk, dv, causal, opts, out, report, ctx);
 
   SqueezedSelection sel = select_keys(c, q, opts, ctx);
   std::vector<float> lse_a;
@@ -723,6 +787,195 @@ KvView DecodeTail::values() const noexcept {
   KvView x = keys();
   x.data = v_.data();
   return x;
+}
+
+
+// ---------------------------------------------------------------- decoder
+SqueezedDecoder::SqueezedDecoder(std::shared_ptr<const SqueezedContext> c, const KvView& fixed_k,
+                                 const KvView& fixed_v, std::size_t capacity, Device device)
+    : c_(std::move(c)) {
+  NNSCOPE_CHECK(c_ != nullptr, ErrorCode::InvalidArgument, "SqueezedDecoder: null context");
+  const SqueezedContext& c0 = *c_;
+  check_fixed(c0, fixed_k, fixed_v, "SqueezedDecoder");
+  NNSCOPE_CHECK(c0.labels.size() == c0.heads * c0.clustered() && c0.sizes.size() == c0.heads * c0.clusters,
+                ErrorCode::Shape, "SqueezedDecoder: inconsistent context");
+  device_ = resolve_device(device);
+  if (device_ == Device::Cuda) {
+    gpu_ = gpu_attention().make_decoder(c0, fixed_k, fixed_v, capacity);
+    return;
+  }
+  tail_ = DecodeTail(c0.heads, c0.d, capacity);
+  const size_t H = c0.heads, N = c0.tokens, d = c0.d, C = c0.clusters, nc = c0.clustered();
+  NNSCOPE_CHECK(N <= size_t(std::numeric_limits<std::int32_t>::max()), ErrorCode::TooLarge,
+                "SqueezedDecoder: too many tokens");
+  // Counting sort of each head's clustered tokens by label (stable: token order
+  // within a cluster), then the rows copied in that order.
+  start_.assign(H * (C + 1), 0);
+  token_.resize(H * nc);
+  for (size_t h = 0; h < H; ++h) {
+    const std::int32_t* lab = c0.labels.data() + h * nc;
+    std::int32_t* st = start_.data() + h * (C + 1);
+    for (size_t j = 0; j < C; ++j) st[j + 1] = st[j] + c0.sizes[h * C + j];
+    NNSCOPE_CHECK(size_t(st[C]) == nc, ErrorCode::Shape, "SqueezedDecoder: cluster sizes do not sum to N_c");
+    std::vector<std::int32_t> next(st, st + C);
+    std::int32_t* tok = token_.data() + h * nc;
+    for (size_t t = 0; t < nc; ++t) {
+      const size_t j = size_t(lab[t]);
+      NNSCOPE_CHECK(j < C, ErrorCode::InvalidArgument, "SqueezedDecoder: label out of range");
+      tok[next[j]++] = static_cast<std::int32_t>(t);
+    }
+  }
+  const size_t eb = storage_bytes(fixed_k.storage), row = d * eb;
+  kbuf_.resize(checked_mul(checked_mul(H, N), row));  // cache-line aligned rows, first touched by the copy
+  vbuf_.resize(kbuf_.size());
+  parallel_for(0, H * N, 1024, [&](size_t lo, size_t hi) {
+    for (size_t i = lo; i < hi; ++i) {
+      const size_t h = i / N, p = i % N;
+      const size_t t = p < nc ? size_t(token_[h * nc + p]) : p;
+      const size_t dst = (h * N + p) * row;  // row_index counts elements
+      std::memcpy(kbuf_.data() + dst, static_cast<const unsigned char*>(fixed_k.data) + fixed_k.row_index(h, t) * eb,
+                  row);
+      std::memcpy(vbuf_.data() + dst, static_cast<const unsigned char*>(fixed_v.data) + fixed_v.row_index(h, t) * eb,
+                  row);
+    }
+  });
+  k_ = fixed_k;
+  k_.data = kbuf_.data();
+  k_.head_stride = 0;
+  v_ = fixed_v;
+  v_.data = vbuf_.data();
+  v_.head_stride = 0;
+}
+
+SqueezedDecoder::~SqueezedDecoder() = default;
+
+std::size_t SqueezedDecoder::tokens() const { return gpu_ ? gpu_->tokens() : tail_.tokens(); }
+
+void SqueezedDecoder::append(const float* k, const float* v, std::size_t tokens) {
+  if (gpu_) return gpu_->append(k, v, tokens);
+  tail_.append(k, v, tokens);
+}
+
+void SqueezedDecoder::clear() {
+  if (gpu_) return gpu_->clear();
+  tail_.clear();
+}
+
+void SqueezedDecoder::step(const Queries& q, const SelectOptions& opts, const Output& out, SqueezedReport* report,
+                           bool indices, const OpContext& ctx) {
+  const SqueezedContext& c = *c_;
+  check_queries(c, q, "SqueezedDecoder::step");
+  NNSCOPE_CHECK(out.out != nullptr, ErrorCode::InvalidArgument, "SqueezedDecoder::step: null output");
+  if (gpu_) return gpu_->step(q, opts, out, report, indices, ctx);
+  const float scale = resolve_scale(opts.score.scale, c.d);
+  ScoreOptions so = opts.score;
+  so.device = Device::Cpu;
+  const ScoreSetup u = score_checks(c, q, so);
+  CentroidScores s = score_alloc(c, so, u);
+  const size_t target = select_target(c, s, opts);
+  const size_t C = c.clusters, N = c.tokens, nc = c.clustered(), W = c.window, groups = s.groups;
+  const bool pq = s.policy == GroupPolicy::PerQueryHead;
+  const size_t G = pq ? groups / c.heads : 1;
+
+  // Selected positions in the sorted copy: whole clusters (or the boundary
+  // cluster's first keys, its lowest-index ones) in cluster order, then the window.
+  // The clusters of a group are ranked (a heap, popped only as far as needed) and
+  // its list written by the thread that scored it, while its scores are in cache.
+  // Flat lookup with a key target: the kept counts (so the CSR offsets) are known
+  // before scoring — min(target, keys in non-empty clusters) — and scoring,
+  // ranking and the lists are one parallel pass; otherwise the counts follow the
+  // scores and the lists a second pass.
+  takes_.assign(groups * C, 0);
+  offsets_.assign(groups + 1, 0);
+  std::vector<size_t> kept(groups);
+  auto write_list = [&](size_t g, std::vector<std::uint64_t>& order) {
+    const size_t h = pq ? g / G : g;
+    const size_t n = group_takes(c, s, opts, target, g, h, takes_.data() + g * C, order);
+    NNSCOPE_CHECK(n == kept[g], ErrorCode::Internal, "SqueezedDecoder: kept count mismatch");
+    const std::int32_t* st = start_.data() + h * (C + 1);
+    const std::int32_t* take = takes_.data() + g * C;
+    std::int32_t* o = pos_.data() + offsets_[g];
+    for (size_t j = 0; j < C; ++j)
+      for (std::int32_t i = 0; i < take[j]; ++i) *o++ = st[j] + i;
+    for (size_t t = nc; t < N; ++t) *o++ = static_cast<std::int32_t>(t);
+  };
+  const bool known = !u.two && opts.mode != SelectMode::Threshold;
+  if (known) {
+    for (size_t g = 0; g < groups; ++g) {
+      kept[g] = std::min(target, size_t(start_[(pq ? g / G : g) * (C + 1) + C]));  // all non-empty clusters scored
+      offsets_[g + 1] = offsets_[g] + kept[g] + W;
+    }
+    pos_.resize(offsets_[groups]);
+  }
+  parallel_for(0, groups, 1, [&](size_t g0, size_t g1) {
+    ScoreScratch t;
+    std::vector<std::uint64_t> order;
+    for (size_t g = g0; g < g1; ++g) {
+      ctx.check();
+      score_group(c, q, so, u, g, s, t);
+      if (known) write_list(g, order);
+    }
+  });
+  if (!known) {
+    for (size_t g = 0; g < groups; ++g) {
+      const float* sc = s.scores.data() + g * C;
+      const std::uint8_t* ok = s.scored.data() + g * C;
+      const std::int32_t* sz = c.sizes.data() + (pq ? g / G : g) * C;
+      size_t n = 0;
+      if (opts.mode == SelectMode::Threshold) {
+        for (size_t j = 0; j < C; ++j)
+          if (ok[j] && sz[j] > 0 && double(sc[j]) > opts.threshold) n += size_t(sz[j]);
+      } else {
+        for (size_t j = 0; j < C; ++j)
+          if (ok[j] && sz[j] > 0) n += size_t(sz[j]);
+        n = std::min(n, target);
+      }
+      kept[g] = n;
+      offsets_[g + 1] = offsets_[g] + n + W;
+    }
+    pos_.resize(offsets_[groups]);
+    parallel_for(0, groups, 1, [&](size_t g0, size_t g1) {
+      std::vector<std::uint64_t> order;
+      for (size_t g = g0; g < g1; ++g) write_list(g, order);
+    });
+  }
+  const size_t rows = q.heads * q.tokens;
+  float* la = out.lse;
+  if (!la) {
+    lse_a_.resize(rows);
+    la = lse_a_.data();
+  }
+  sparse_attention(q, k_, v_, Selection{pos_.data(), offsets_.data(), pq}, scale, Output{out.out, la}, ctx);
+  if (tail_.tokens() > 0) {
+    out_b_.resize(checked_mul(rows, c.d));
+    lse_b_.resize(rows);
+    DenseOptions dopts;
+    dopts.scale = scale;
+    dense_attention(q, tail_.keys(), tail_.values(), dopts, Output{out_b_.data(), lse_b_.data()}, ctx);
+    merge_partials(rows, c.d, out.out, la, out_b_.data(), lse_b_.data());
+  }
+  if (!report) return;
+  SqueezedSelection& sel = report->selection;
+  sel.per_query_head = pq;
+  sel.groups = groups;
+  sel.stats.assign(groups, GroupStats{});
+  for (size_t g = 0; g < groups; ++g) fill_stats(sel.stats[g], kept[g], W, N, s.centroids_scored[g]);
+  sel.indices.clear();
+  sel.offsets.clear();
+  if (!indices) return;
+  // Original token indices, ascending per group.
+  sel.offsets = offsets_;
+  sel.indices.resize(pos_.size());
+  for (size_t g = 0; g < groups; ++g) {
+    const size_t h = pq ? g / G : g;
+    const std::int32_t* tok = token_.data() + h * nc;
+    std::int32_t* o = sel.indices.data() + offsets_[g];
+    const std::int32_t* p = pos_.data() + offsets_[g];
+    const size_t n = kept[g];
+    for (size_t i = 0; i < n; ++i) o[i] = tok[p[i]];
+    std::sort(o, o + n);
+    for (size_t i = n; i < n + W; ++i) o[i] = p[i];
+  }
 }
 
 }  // namespace nnscope::attention

@@ -26,11 +26,13 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "attention/attention.h"
 #include "attention/kmeans.h"
 #include "attention/kv.h"
+#include "base/buffer.h"
 #include "base/context.h"
 
 namespace nnscope::attention {
@@ -90,6 +92,7 @@ struct BuildOptions {
   bool hierarchical = false;
   double coarse_fraction = 0.01;    // C1 = ⌊fraction·N_c⌋, clamped to [1, C]; in (0, 1]
   std::size_t coarse_clusters = 0;  // > 0: explicit C1 (clamped to C)
+  Device device = Device::Cpu;      // where K-means runs (KmeansOptions::device)
 };
 
 // Clusters the first N_c keys of every head (cosine K-means, raw-mean centroids;
@@ -109,6 +112,11 @@ struct ScoreOptions {
   // false, or a flat context: every non-empty fine cluster is scored.
   bool hierarchical = true;
   double coarse_threshold = 0;  // τ¹ (e.g. calibration.coarse_thresholds[i]); 0 keeps every non-empty coarse cluster
+  // Where the scores are computed (select_keys then compacts on the CPU); in
+  // SelectOptions::score also where squeezed_prefill / squeezed_decode run (all
+  // of it on the GPU). Cuda agrees with the CPU to float32 rounding of the scores
+  // (so a cluster within rounding of τ, or of a ranking tie, may switch sides).
+  Device device = Device::Cpu;
 };
 
 struct CentroidScores {
@@ -141,7 +149,8 @@ struct ScorePool {
 // queries; and, when `coarse` is non-null and the context is hierarchical, the
 // per-key coarse scores (coarse centroids, coarse sizes in keys).
 void pool_calibration_scores(const SqueezedContext& c, const Queries& calib, GroupPolicy policy, float scale,
-                             ScorePool& fine, ScorePool* coarse, const OpContext& ctx = {});
+                             ScorePool& fine, ScorePool* coarse, const OpContext& ctx = {},
+                             Device device = Device::Cpu);  // device: the fine scores
 
 // Quantiles of the pooled multiset with numpy.quantile's default rule (method
 // "linear": virtual index p·(n−1), linear interpolation between neighbours,
@@ -154,6 +163,7 @@ struct CalibrateOptions {
   std::vector<double> coarse_quantiles = {0.5};  // hierarchical contexts only
   GroupPolicy policy = GroupPolicy::PerQueryHead;
   float scale = 0;
+  Device device = Device::Cpu;  // where the fine calibration scores are computed
 };
 
 // Calibrates the context with its own pool (one layer): fills and returns
@@ -250,6 +260,54 @@ class DecodeTail {
   void reserve(std::size_t capacity);
   std::size_t heads_ = 0, d_ = 0, tokens_ = 0, capacity_ = 0;
   std::vector<float> k_, v_;
+};
+
+class DecoderEngine;  // attention/gpu.h
+
+// Repeated decode after one fixed context, with the fixed K/V bound once.
+// CPU: the constructor copies the fixed K/V (in their storage) into cluster-sorted
+// order — per head, the keys of cluster 0 in token order, then cluster 1, …, then
+// the W window tokens — so a step reads each selected cluster as one contiguous
+// stream (memory: one more copy of K and V). Cuda: the K/V, the context and the
+// tail are uploaded once and stay on the device (GpuAttention::make_decoder).
+// step() selects exactly what squeezed_decode selects (same scores, same rule,
+// same kept keys; reported indices are ORIGINAL token indices, ascending) and
+// equals it to float32 rounding (the keys are summed in another order); its CPU
+// result is deterministic for any thread count. Not thread-safe: one call at a time.
+class SqueezedDecoder {
+ public:
+  // Validates the K/V against the context ([H, N, d], Shape otherwise) and resolves
+  // the device (DeviceUnavailable for Cuda without a GPU). The context is shared.
+  SqueezedDecoder(std::shared_ptr<const SqueezedContext> c, const KvView& fixed_k, const KvView& fixed_v,
+                  std::size_t capacity, Device device = Device::Cpu);
+  ~SqueezedDecoder();
+  SqueezedDecoder(const SqueezedDecoder&) = delete;
+  SqueezedDecoder& operator=(const SqueezedDecoder&) = delete;
+
+  Device device() const noexcept { return device_; }  // resolved: Cpu or Cuda
+  const SqueezedContext& context() const noexcept { return *c_; }
+  std::size_t tokens() const;  // tail tokens
+  void append(const float* k, const float* v, std::size_t tokens);  // [H, tokens, d] each
+  void clear();
+  // squeezed_decode of q against the bound fixed K/V and the tail (opts.score.device
+  // is ignored: the decoder's device runs it). report may be null; `indices` = false
+  // leaves report->selection's indices / offsets empty (stats only).
+  void step(const Queries& q, const SelectOptions& opts, const Output& out, SqueezedReport* report,
+            bool indices = true, const OpContext& ctx = {});
+
+ private:
+  std::shared_ptr<const SqueezedContext> c_;
+  Device device_ = Device::Cpu;
+  std::unique_ptr<DecoderEngine> gpu_;
+  // CPU state.
+  KvView k_, v_;                       // views of the sorted copies
+  AlignedBuffer<unsigned char> kbuf_, vbuf_;
+  std::vector<std::int32_t> start_;    // [H, C + 1]: first sorted position of each cluster
+  std::vector<std::int32_t> token_;    // [H, N_c]: original token at each sorted position
+  DecodeTail tail_;
+  std::vector<std::int32_t> takes_, pos_;
+  std::vector<std::size_t> offsets_;
+  std::vector<float> lse_a_, out_b_, lse_b_;
 };
 
 }  // namespace nnscope::attention

@@ -4,6 +4,8 @@
 
 #include "hessian/space.h"
 #include "models/objective.h"
+#include "topology/basins.h"
+#include "topology/knn.h"
 
 namespace nnscope {
 
@@ -42,6 +44,19 @@ std::unique_ptr<hessian::Space> GpuBackend::make_dense_space(const float*, std::
 
 std::unique_ptr<hessian::Space> GpuBackend::make_objective_space(models::Objective&, const float*) {
   fail(ErrorCode::DeviceUnavailable, "this GPU backend has no hessian kernels");
+}
+
+attention::GpuAttention& GpuBackend::attention_ops() {
+  fail(ErrorCode::DeviceUnavailable, "this GPU backend has no attention kernels");
+}
+
+topology::BasinResult GpuBackend::topology_basins_grid(const double*, const topology::GridShape&,
+                                                      topology::Neighborhood, const OpContext&) {
+  fail(ErrorCode::DeviceUnavailable, "this GPU backend has no topology kernels");
+}
+
+topology::KnnLists GpuBackend::topology_knn(const double*, std::size_t, std::size_t, std::size_t, const OpContext&) {
+  fail(ErrorCode::DeviceUnavailable, "this GPU backend has no topology kernels");
 }
 
 GpuBackend* gpu_backend() noexcept { return g_backend.load(std::memory_order_acquire); }

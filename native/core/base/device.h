@@ -45,6 +45,15 @@ struct PinnPoints;
 namespace hessian {
 class Space;
 }  // namespace hessian
+namespace topology {
+struct BasinResult;
+struct GridShape;
+struct KnnLists;
+enum class Neighborhood;
+}  // namespace topology
+namespace attention {
+class GpuAttention;
+}  // namespace attention
 
 // The GPU side of every op. Pointers are host pointers: the backend stages data
 // through device memory itself. Methods may throw nnscope::Error (codes Cuda,
@@ -83,6 +92,17 @@ class GpuBackend {
   virtual std::unique_ptr<hessian::Space> make_dense_space(const float* a, std::size_t n);
   virtual std::unique_ptr<hessian::Space> make_objective_space(models::Objective& objective,
                                                                const float* theta);
+
+  // ---- topology (contracts in topology/basins.h, topology/knn.h; GPU limits in
+  // cuda/topology.h). The defaults throw DeviceUnavailable.
+  virtual topology::BasinResult topology_basins_grid(const double* values, const topology::GridShape& grid,
+                                                     topology::Neighborhood nb, const OpContext& ctx);
+  virtual topology::KnnLists topology_knn(const double* points, std::size_t n, std::size_t dim, std::size_t k,
+                                          const OpContext& ctx);
+
+  // ---- attention (contracts in attention/gpu.h): host pointers in, host results out.
+  // The default throws DeviceUnavailable.
+  virtual attention::GpuAttention& attention_ops();
 };
 
 // The installed backend, or nullptr (a CPU-only build, or nothing installed).
