@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_settings.h"
 #include "base/context.h"
 #include "base/error.h"
 #include "base/rng.h"
@@ -263,6 +264,29 @@ NNSCOPE_TEST(sweep_order_matches_std_sort) {
   }
 }
 
+// Large inputs run the chunked parallel sort (chunks of ≥ 2^16 keys): the same
+// permutation for 1, 2 and 3 threads, with many ties, both directions.
+NNSCOPE_TEST(sweep_order_chunked_matches_std_sort) {
+  test::CpuSettingsGuard guard;
+  for (std::size_t n : {std::size_t(131072), std::size_t(400003)}) {
+    std::vector<double> f = random_values(n, 0, n);
+    const Rng r(n, 11);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double u = r.uniform_at(i);
+      if (u < 0.3) f[i] = std::floor(f[i] * 64.0) / 64.0;  // plateaus: ties broken by index
+      else if (u < 0.32) f[i] = -0.0;
+      else if (u < 0.34) f[i] = 0.0;
+    }
+    std::vector<std::int32_t> ref = test::vertex_order<std::int32_t>(f);
+    std::vector<std::int32_t> rev(ref.rbegin(), ref.rend());
+    for (int threads : {1, 2, 3}) {
+      set_num_threads(threads);
+      EXPECT(sweep_order(f.data(), n, false) == ref);
+      EXPECT(sweep_order(f.data(), n, true) == rev);
+    }
+  }
+}
+
 // ---------------------------------------------------------------- brute force
 NNSCOPE_TEST(join_tree_equals_brute_force_random_graphs) {
   for (std::uint64_t seed = 0; seed < 300; ++seed) {
@@ -296,6 +320,57 @@ NNSCOPE_TEST(join_tree_equals_brute_force_grids) {
     }
   }
   EXPECT_EQ(cases, 1200);
+}
+
+// Grids past the sort's chunk size and the sweep's cancellation stride: the pairs
+// and the segmentation equal a plain reference sweep (std::sort order, a union-find
+// without ranks or prefetching, elder minimum per root) on the explicit graph.
+NNSCOPE_TEST(join_tree_matches_reference_sweep_large_grids) {
+  test::CpuSettingsGuard guard;
+  const std::vector<std::vector<std::size_t>> shapes = {{700, 500}, {23, 19, 17, 21}};
+  for (std::size_t s = 0; s < shapes.size(); ++s) {
+    const std::vector<std::size_t>& dims = shapes[s];
+    const std::size_t n = GridShape{dims}.vertices();
+    std::vector<double> f = random_values(n, s == 0 ? 0 : 40, 77 + s);  // s = 1: ties on 40 levels
+    for (Neighborhood nb : {Neighborhood::Axis, Neighborhood::Freudenthal}) {
+      const AdjGraph g = grid_graph(dims, nb);
+      const std::vector<std::int32_t> order = test::vertex_order<std::int32_t>(f);
+      std::vector<std::int32_t> rank(n), parent(n, -1), elder(n, -1), label(n);
+      for (std::size_t i = 0; i < n; ++i) rank[order[i]] = std::int32_t(i);
+      auto find = [&](std::int32_t x) {
+        while (parent[x] != x) x = parent[x] = parent[parent[x]];
+        return x;
+      };
+      std::set<std::pair<std::int32_t, std::int32_t>> want;  // (birth, death) vertices
+      for (std::int32_t v : order) {
+        parent[v] = v;
+        elder[v] = v;
+        bool joined = false;  // v already belongs to an earlier component
+        for (int u : g.adj[v]) {
+          if (rank[u] > rank[v]) continue;
+          const std::int32_t a = find(v), b = find(std::int32_t(u));
+          if (a == b) continue;
+          const bool a_elder = rank[elder[a]] < rank[elder[b]];
+          if (joined) want.insert({a_elder ? elder[b] : elder[a], v});  // a second component: a merge at v
+          joined = true;
+          parent[b] = a;
+          elder[a] = a_elder ? elder[a] : elder[b];
+        }
+        label[v] = elder[find(v)];
+      }
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        const MergeTree t = merge_tree(GridShape{dims}, nb, f.data(), n, raw_opts(TreeKind::Join));
+        std::set<std::pair<std::int32_t, std::int32_t>> got;
+        for (const MergePair& p : t.pairs) got.insert({std::int32_t(p.birth), std::int32_t(p.death)});
+        EXPECT(got == want);
+        EXPECT_EQ(t.pairs.size(), want.size());
+        bool same = true;
+        for (std::size_t v = 0; v < n; ++v) same &= t.branches[t.segmentation[v]].extremum == label[v];
+        EXPECT(same);
+      }
+    }
+  }
 }
 
 // Default trees drop exactly the zero-persistence pairs, merging their branches upward.

@@ -41,16 +41,25 @@ struct Raw {
   std::vector<std::int32_t> dying;                 // branch ids in order of death (ties: ascending id)
 };
 
+// The prefetch helpers are lambdas marked always-inline: left out of line, GCC
+// finds them free of side effects ("const") and deletes their calls, prefetches
+// and all (seen with g++ 12 at -O2/-O3).
 #if defined(__GNUC__)
 #define NNSCOPE_PREFETCH(p) __builtin_prefetch(p)
+#define NNSCOPE_ALWAYS_INLINE __attribute__((always_inline))
 #else
 #define NNSCOPE_PREFETCH(p) ((void)0)
+#define NNSCOPE_ALWAYS_INLINE
 #endif
 
-// Union-find cell, 8 bytes: parent (−1 while the vertex is not swept yet), the
-// rank, and the grid boundary code (so a vertex's own lookups touch one line).
+// Union-find cell, 8 bytes: `link`, the rank, and the grid boundary code (so a
+// vertex's own lookups touch one line). link ≥ 0: the parent of a non-root;
+// link = ~b < 0: a root whose component's elder branch is b (branch ids are
+// < 2^31 − 1, so ~b ≠ kUnswept); link = kUnswept: the vertex is not swept yet.
+// Keeping the branch in the root's cell saves the sweep one random access per find.
+constexpr std::int32_t kUnswept = std::numeric_limits<std::int32_t>::min();
 struct Cell {
-  std::int32_t parent;
+  std::int32_t link;
   std::uint16_t code;
   std::uint8_t rank;
   std::uint8_t pad;
@@ -62,26 +71,27 @@ constexpr std::size_t kPrefetchAhead = 16;
 // neighbour u of v (duplicates and v itself are harmless); prefetch(v, cells)
 // hints the memory that nbrs(v) will touch (the order is random in memory, so the
 // sweep is latency-bound without it).
-// cells: n cells with parent = −1 (and the codes, on grids).
+// cells: n cells with link = kUnswept (and the codes, on grids).
 template <typename Nbrs, typename Prefetch>
 void sweep(const std::vector<std::int32_t>& order, std::vector<Cell>& cells, Nbrs&& nbrs, Prefetch&& prefetch,
            Raw& raw, const OpContext& ctx) {
   const std::size_t n = order.size();
-  std::vector<std::int32_t> compv(n);  // at a root: the elder branch of its component
-  std::int32_t* comp = compv.data();
   raw.label.assign(n, -1);
   Cell* uf = cells.data();
   std::int32_t* label = raw.label.data();
   std::vector<std::int32_t> roots, dy;
   roots.reserve(64);
-  auto find = [uf](std::int32_t x) {
-    while (uf[x].parent != x) {
-      const std::int32_t g = uf[uf[x].parent].parent;
-      uf[x].parent = g;
+  auto find = [uf](std::int32_t x) {  // path halving; x is swept
+    for (;;) {
+      const std::int32_t p = uf[x].link;
+      if (p < 0) return x;
+      const std::int32_t g = uf[p].link;
+      if (g < 0) return p;
+      uf[x].link = g;
       x = g;
     }
-    return x;
   };
+  auto comp = [uf](std::int32_t root) { return ~uf[root].link; };
   for (std::size_t t = 0; t < n; ++t) {
     if ((t & (kCheckEvery - 1)) == 0) {
       ctx.check();
@@ -95,7 +105,7 @@ void sweep(const std::vector<std::int32_t>& order, std::vector<Cell>& cells, Nbr
     const std::int32_t v = order[t];
     roots.clear();
     nbrs(v, [&](std::int32_t u) {
-      if (uf[u].parent < 0) return;
+      if (uf[u].link == kUnswept) return;
       const std::int32_t r = find(u);
       for (std::int32_t s : roots)
         if (s == r) return;
@@ -107,21 +117,20 @@ void sweep(const std::vector<std::int32_t>& order, std::vector<Cell>& cells, Nbr
       raw.death.push_back(-1);
       raw.parent.push_back(-1);
       raw.last.push_back(v);
-      uf[v].parent = v;
-      comp[v] = b;
+      uf[v].link = ~b;
       label[v] = b;
     } else if (roots.size() == 1) {
       const std::int32_t r = roots[0];
-      uf[v].parent = r;
-      const std::int32_t b = comp[r];
+      uf[v].link = r;
+      const std::int32_t b = comp(r);
       label[v] = b;
       raw.last[b] = v;
     } else {
-      std::int32_t elder = comp[roots[0]];
-      for (std::int32_t r : roots) elder = std::min(elder, comp[r]);
+      std::int32_t elder = comp(roots[0]);
+      for (std::int32_t r : roots) elder = std::min(elder, comp(r));
       dy.clear();
       for (std::int32_t r : roots)
-        if (comp[r] != elder) dy.push_back(comp[r]);
+        if (comp(r) != elder) dy.push_back(comp(r));
       std::sort(dy.begin(), dy.end());
       for (std::int32_t b : dy) {
         raw.death[b] = v;
@@ -132,12 +141,12 @@ void sweep(const std::vector<std::int32_t>& order, std::vector<Cell>& cells, Nbr
       for (std::size_t i = 1; i < roots.size(); ++i) {
         std::int32_t a = root, c = roots[i];
         if (uf[a].rank < uf[c].rank) std::swap(a, c);
-        uf[c].parent = a;
+        uf[c].link = a;
         if (uf[a].rank == uf[c].rank) ++uf[a].rank;
         root = a;
       }
-      comp[root] = elder;
-      uf[v].parent = root;
+      uf[root].link = ~elder;
+      uf[v].link = root;
       label[v] = elder;
       raw.last[elder] = v;
     }
@@ -320,40 +329,71 @@ void check_values(const double* values, std::size_t n, std::size_t expected) {
 std::vector<std::int32_t> sweep_order(const double* f, std::size_t n, bool descending, const OpContext& ctx) {
   check_size(n);
   require_finite(f, n, "topology values");
+  // LSD radix sort, 6 passes of 11 bits, over C contiguous chunks run on the pool:
+  // per pass, each chunk counts its digits, then scatters its elements behind the
+  // earlier chunks' within each bucket, so the sort stays stable (and its result, a
+  // function of the keys alone, is the same for any thread count). The first count
+  // covers every pass: summed over chunks it shows which passes can be skipped.
   constexpr int kBits = 11, kPasses = 6;
-  constexpr std::size_t kBuckets = std::size_t(1) << kBits;
+  constexpr std::size_t kBuckets = std::size_t(1) << kBits, kMinChunk = std::size_t(1) << 16;
+  const std::size_t C = std::max<std::size_t>(1, std::min<std::size_t>(4 * num_threads(), n / kMinChunk));
+  const std::size_t grain = (n + C - 1) / C;
   std::vector<std::uint64_t> k0(n), k1(n);
   std::vector<std::int32_t> i0(n), i1(n);
-  std::vector<std::uint32_t> hist(kPasses * kBuckets, 0);
+  std::vector<std::uint32_t> hist(C * kPasses * kBuckets, 0);  // [chunk][pass][bucket]
   // Position p starts with vertex p (or n−1−p), so the stable sort breaks ties by
   // ascending (descending) index.
-  for (std::size_t p = 0; p < n; ++p) {
-    const std::size_t v = descending ? n - 1 - p : p;
-    std::uint64_t key = sort_key(f[v]);
-    if (descending) key = ~key;
-    k0[p] = key;
-    i0[p] = static_cast<std::int32_t>(v);
-    for (int d = 0; d < kPasses; ++d) ++hist[d * kBuckets + ((key >> (d * kBits)) & (kBuckets - 1))];
-  }
+  parallel_for(0, n, grain, [&](std::size_t lo, std::size_t hi) {
+    std::uint32_t* h = hist.data() + (lo / grain) * kPasses * kBuckets;
+    for (std::size_t p = lo; p < hi; ++p) {
+      const std::size_t v = descending ? n - 1 - p : p;
+      std::uint64_t key = sort_key(f[v]);
+      if (descending) key = ~key;
+      k0[p] = key;
+      i0[p] = static_cast<std::int32_t>(v);
+      for (int d = 0; d < kPasses; ++d) ++h[d * kBuckets + ((key >> (d * kBits)) & (kBuckets - 1))];
+    }
+  });
+  bool moved = false;  // a pass has permuted the keys since the counts were taken
   for (int d = 0; d < kPasses; ++d) {
-    std::uint32_t* h = hist.data() + d * kBuckets;
     const int shift = d * kBits;
-    if (h[(k0[0] >> shift) & (kBuckets - 1)] == n) continue;  // every key has this digit
+    const std::size_t first = (k0[0] >> shift) & (kBuckets - 1);
+    std::size_t same = 0;
+    for (std::size_t c = 0; c < C; ++c) same += hist[(c * kPasses + d) * kBuckets + first];
+    if (same == n) continue;  // every key has this digit
     ctx.check();
+    if (moved) {  // the chunks hold other keys now: recount this digit per chunk
+      parallel_for(0, n, grain, [&](std::size_t lo, std::size_t hi) {
+        std::uint32_t* h = hist.data() + ((lo / grain) * kPasses + d) * kBuckets;
+        std::fill(h, h + kBuckets, 0u);
+        for (std::size_t p = lo; p < hi; ++p) ++h[(k0[p] >> shift) & (kBuckets - 1)];
+      });
+    }
+    // Exclusive prefix over (bucket, chunk): chunk c's elements of bucket b follow chunk c−1's.
     std::uint32_t sum = 0;
-    for (std::size_t b = 0; b < kBuckets; ++b) {
-      const std::uint32_t c = h[b];
-      h[b] = sum;
-      sum += c;
-    }
-    for (std::size_t p = 0; p < n; ++p) {
-      const std::uint64_t key = k0[p];
-      const std::uint32_t dst = h[(key >> shift) & (kBuckets - 1)]++;
-      k1[dst] = key;
-      i1[dst] = i0[p];
-    }
+    for (std::size_t b = 0; b < kBuckets; ++b)
+      for (std::size_t c = 0; c < C; ++c) {
+        std::uint32_t& h = hist[(c * kPasses + d) * kBuckets + b];
+        const std::uint32_t cnt = h;
+        h = sum;
+        sum += cnt;
+      }
+    parallel_for(0, n, grain, [&](std::size_t lo, std::size_t hi) {
+      std::uint32_t* h = hist.data() + ((lo / grain) * kPasses + d) * kBuckets;
+      const std::uint64_t* ks = k0.data();
+      const std::int32_t* is = i0.data();
+      std::uint64_t* kd = k1.data();
+      std::int32_t* id = i1.data();
+      for (std::size_t p = lo; p < hi; ++p) {
+        const std::uint64_t key = ks[p];
+        const std::uint32_t dst = h[(key >> shift) & (kBuckets - 1)]++;
+        kd[dst] = key;
+        id[dst] = is[p];
+      }
+    });
     k0.swap(k1);
     i0.swap(i1);
+    moved = C > 1;
   }
   return i0;
 }
@@ -386,7 +426,7 @@ MergeTree merge_tree(const GridShape& shape, Neighborhood nb, const double* valu
       unsigned code = 0;
       for (std::size_t i = 0; i < k; ++i)
         code |= (unsigned(c[i] == 0) << (2 * i)) | (unsigned(c[i] + 1 == dims[i]) << (2 * i + 1));
-      cells[v] = Cell{-1, static_cast<std::uint16_t>(code), 0, 0};
+      cells[v] = Cell{kUnswept, static_cast<std::uint16_t>(code), 0, 0};
       for (std::size_t i = k; i-- > 0;) {
         if (++c[i] < dims[i]) break;
         c[i] = 0;
@@ -433,7 +473,7 @@ MergeTree merge_tree(const GridShape& shape, Neighborhood nb, const double* valu
             if (!(code & fp[e])) visit(v + dp[e]);
         }
       },
-      [&](std::int32_t w, const Cell* c) {
+      [&](std::int32_t w, const Cell* c) NNSCOPE_ALWAYS_INLINE {
         NNSCOPE_PREFETCH(c + w);
         for (std::size_t e = 0; e < np; ++e) {
           const std::int64_t u = std::int64_t(w) + pp[e];  // may leave the grid: clamp (a hint only)
@@ -493,14 +533,14 @@ MergeTree merge_tree(const CsrGraph& g, const double* values, std::size_t n, con
   const std::vector<std::int32_t> order = sweep_order(values, n, opts.kind == TreeKind::Split, ctx);
   const std::int64_t* off = gp->offsets.data();
   const std::int32_t* adj = gp->adj.data();
-  std::vector<Cell> cells(n, Cell{-1, 0, 0, 0});
+  std::vector<Cell> cells(n, Cell{kUnswept, 0, 0, 0});
   Raw raw;
   sweep(
       order, cells,
       [&](std::int32_t v, auto&& visit) {
         for (std::int64_t i = off[v], e = off[v + 1]; i < e; ++i) visit(adj[i]);
       },
-      [&](std::int32_t w, const Cell* c) {
+      [&](std::int32_t w, const Cell* c) NNSCOPE_ALWAYS_INLINE {
         for (std::int64_t i = off[w], e = off[w + 1]; i < e; ++i) NNSCOPE_PREFETCH(c + adj[i]);
       },
       raw, ctx);

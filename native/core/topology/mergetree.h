@@ -154,7 +154,8 @@ struct SimplifyOptions {
 MergeTree simplify(const MergeTree& tree, const SimplifyOptions& opts);
 
 // The sweep order: vertex ids sorted by (value, index), or its exact reverse when
-// descending, by an LSD radix sort of the float64 bit patterns (stable, −0 == +0).
+// descending, by an LSD radix sort of the float64 bit patterns (stable, −0 == +0),
+// chunked over the thread pool (the same permutation for any thread count).
 // Values must be finite (NonFinite); n ≤ 2^31 − 1 (TooLarge).
 std::vector<std::int32_t> sweep_order(const double* values, std::size_t n, bool descending,
                                       const OpContext& ctx = {});
