@@ -13,6 +13,7 @@
 #include "topology/basins.h"
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <string>
 
@@ -20,12 +21,18 @@
 #include "base/error.h"
 #include "base/finite.h"
 #include "base/threadpool.h"
+#include "topology/mergetree.h"
 
 namespace nnscope::topology {
 
 namespace {
 
 constexpr std::size_t kChunkVertices = 1 << 14;
+// Step (c) hands over to the vertex-sorted sweep past this many collected edges
+// per vertex, on grids of at least kSweepMinVertices (smaller ones always run
+// the basin path that the GPU mirrors).
+constexpr double kSweepEdgesPerVertex = 1.5;
+constexpr std::size_t kSweepMinVertices = std::size_t(1) << 16;
 
 struct RowStencil {
   std::vector<std::vector<int>> off;  // the offsets e
@@ -301,15 +308,26 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
   res.basin = std::move(ptr);
   ctx.report(2, 4);
 
-  // (c) inter-basin edges over the forward half of the stencil, chunk by chunk
+  // (c) inter-basin edges over the forward half of the stencil, chunk by chunk.
+  // When the basins are tiny (random-like fields, high-degree stencils) these edges
+  // outnumber the vertices and step (d) spends more than the whole vertex-sorted
+  // sweep: past kSweepEdgesPerVertex·n collected edges (after the per-row merging of
+  // repeats), the pairs come from that sweep instead (mergetree.h; the same pairs and
+  // essential classes, in the same order). Measured on 1000² and 41⁴ grids: ≤ 0.94 n
+  // edges where basins win, ≥ 2.5 n where the sweep is 2.3–2.7× faster.
   const std::size_t chunks = (rows + grain - 1) / grain;
   std::vector<std::vector<BasinEdge>> parts(chunks);
   const std::int64_t* basin = res.basin.data();
+  const bool sweepable = n >= kSweepMinVertices && n <= std::size_t(std::numeric_limits<std::int32_t>::max());
+  const std::size_t edge_budget = std::size_t(kSweepEdgesPerVertex * double(n));
+  std::atomic<std::size_t> collected{0};
+  std::atomic<bool> over{false};
   parallel_for(0, chunks, 1, [&](std::size_t c0, std::size_t c1) {
     std::vector<std::int64_t> delta;
     std::vector<int> last;
     for (std::size_t c = c0; c < c1; ++c) {
       ctx.check();
+      if (over.load(std::memory_order_relaxed)) return;
       std::vector<BasinEdge>& out = parts[c];
       const std::size_t rend = std::min(rows, (c + 1) * grain);
       for (std::size_t r = c * grain; r < rend; ++r) {
@@ -336,8 +354,27 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
           }
         }
       }
+      if (sweepable && collected.fetch_add(out.size(), std::memory_order_relaxed) + out.size() > edge_budget) {
+        over.store(true, std::memory_order_relaxed);
+        return;
+      }
     }
   });
+  if (over.load()) {
+    std::vector<std::vector<BasinEdge>>().swap(parts);
+    ctx.check();
+    OpContext quiet = ctx;  // the sweep's own progress would run backwards from step 2 of 4
+    quiet.progress = nullptr;
+    quiet.progress_value = nullptr;
+    MergeTreeOptions o;
+    o.keep_zero_persistence = true;  // basins report plateau pairs too
+    const MergeTree t = merge_tree(grid, nb, values, n, o, quiet);
+    res.pairs.reserve(t.pairs.size());
+    for (const MergePair& p : t.pairs) res.pairs.push_back({p.birth, p.death, p.birth_value, p.death_value});
+    for (const EssentialComponent& e : t.essential) res.essential.push_back({e.birth, e.birth_value});
+    ctx.report(4, 4);
+    return res;
+  }
   std::size_t total = 0;
   for (const auto& p : parts) total += p.size();
   std::vector<BasinEdge> edges;
