@@ -31,8 +31,20 @@ export async function time(fn, { warmup = 1, minRuns = 5, minMs = 300, maxRuns =
 export function machine(isa) {
   const cpus = os.cpus();
   const model = cpus[0]?.model ?? 'unknown';
+  // Clock: the nominal one in the CPU's name, else what the OS reports (os.cpus(), then
+  // /proc/cpuinfo's "cpu MHz": some VMs report speed 0 to libuv).
   const ghzFromName = model.match(/@\s*([\d.]+)\s*GHz/i);
-  const ghz = ghzFromName ? Number(ghzFromName[1]) : (cpus[0]?.speed ?? 0) / 1000;
+  let ghz = ghzFromName ? Number(ghzFromName[1]) : (cpus[0]?.speed ?? 0) / 1000;
+  let clockSource = ghzFromName ? 'nominal clock from the CPU name' : 'clock reported by the OS';
+  if (!(ghz > 0)) {
+    try {
+      const mhz = readFileSync('/proc/cpuinfo', 'utf8').match(/^cpu MHz\s*:\s*([\d.]+)/m);
+      ghz = mhz ? Math.round(Number(mhz[1])) / 1000 : 0;
+      clockSource = "clock from /proc/cpuinfo's cpu MHz";
+    } catch {
+      ghz = 0;
+    }
+  }
   const lanes = isa === 'avx512' ? 16 : isa === 'avx2' ? 8 : 4;
   const fmaUnits = 2;
   const cores = cpus.length;
@@ -44,7 +56,7 @@ export function machine(isa) {
     isa,
     peakGflopsPerCore: perCore,
     peakGflops: perCore * cores,
-    peakDerivation: `${cores} cores × ${fmaUnits} FMA units × ${lanes} fp32 lanes (${isa}) × 2 flop × ${ghz} GHz (nominal clock from the CPU name; 2 FMA units assumed, as on server Skylake/Cascade/Ice Lake cores)`,
+    peakDerivation: `${cores} cores × ${fmaUnits} FMA units × ${lanes} fp32 lanes (${isa}) × 2 flop × ${ghz} GHz (${clockSource}; 2 FMA units assumed, as on server Skylake/Cascade/Ice Lake and AMD Zen cores)`,
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     node: process.version,
     platform: `${os.type()} ${os.release()} ${os.arch()}`,

@@ -2,12 +2,43 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <immintrin.h>
+#define NNSCOPE_CPU_RELAX() _mm_pause()
+#else
+#define NNSCOPE_CPU_RELAX() ((void)0)
+#endif
 
 #include "base/error.h"
 
 namespace nnscope {
+
+namespace {
+
+// Before a worker sleeps on the queue, or a caller on its job, it polls for up to
+// this long: an op made of several short parallel regions (a decode step) then
+// hands its next region to a worker that is still awake instead of paying a
+// futex wake-up (tens of microseconds, more on a VM) per region.
+constexpr auto kSpin = std::chrono::microseconds(150);
+
+// Polls ready() with a pause between tries until it holds (true) or kSpin has
+// passed (false).
+template <typename Ready>
+bool spin_until(Ready&& ready) {
+  const auto until = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      NNSCOPE_CPU_RELAX();
+    }
+    if (std::chrono::steady_clock::now() >= until) return false;
+  }
+}
+
+}  // namespace
 
 struct ThreadPool::Job {
   std::size_t n = 0;
@@ -74,6 +105,7 @@ void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;  // workers of older generations exit
+    posted_.fetch_add(1, std::memory_order_release);  // and stop polling
     old.swap(workers_);
   }
   cv_.notify_all();
@@ -98,11 +130,17 @@ void ThreadPool::resize(int threads) {
 }
 
 void ThreadPool::worker_loop(std::size_t generation) {
+  std::uint64_t seen = posted_.load(std::memory_order_acquire);
+  bool woken = false;
   for (;;) {
     std::shared_ptr<Job> job;
+    // Poll for a new job first (not right after a wake-up: that has one to take);
+    // sleep on cv_ only when none came within kSpin.
+    const bool fresh = woken || spin_until([&] { return posted_.load(std::memory_order_acquire) != seen; });
+    woken = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return generation_ != generation || !queue_.empty(); });
+      seen = posted_.load(std::memory_order_relaxed);  // changes only under mu_
       if (generation_ != generation) return;
       // Take the oldest job that still has chunks and room for a helper.
       for (auto it = queue_.begin(); it != queue_.end();) {
@@ -118,13 +156,16 @@ void ThreadPool::worker_loop(std::size_t generation) {
         ++it;
       }
       if (!job) {
-        // Every queued job is full: wait for a change instead of spinning.
+        if (fresh) continue;  // what was posted is taken or done: poll once more
+        // Nothing to do (or every queued job is full): wait for a change.
         cv_.wait(lock, [&] {
           if (generation_ != generation) return true;
           for (auto& j : queue_)
             if (!j->exhausted() && j->helpers.load(std::memory_order_relaxed) < j->max_helpers) return true;
           return false;
         });
+        seen = posted_.load(std::memory_order_relaxed);
+        woken = true;
         continue;
       }
     }
@@ -148,10 +189,12 @@ void ThreadPool::run(std::size_t n_chunks, const std::function<void(std::size_t)
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.push_back(job);
+      posted_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
   }
   job->work();
+  spin_until([&] { return job->done.load(std::memory_order_acquire) == job->n; });
   {
     std::unique_lock<std::mutex> lock(job->mu);
     job->cv.wait(lock, [&] { return job->done.load(std::memory_order_acquire) == job->n; });

@@ -7,8 +7,10 @@
 // first served. The chunking is the caller's: results that must not depend on the
 // thread count should make chunk boundaries independent of size().
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -49,6 +51,9 @@ class ThreadPool {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Job>> queue_;
+  // Bumped (under mu_) by every queued job and by stop_workers(): what an idle
+  // worker polls for a while before it sleeps on cv_.
+  std::atomic<std::uint64_t> posted_{0};
   std::vector<std::thread> workers_;
   std::size_t generation_ = 0;
   int size_ = 1;
