@@ -7,9 +7,6 @@
 #include <exception>
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #include <immintrin.h>
-#define NNSCOPE_CPU_RELAX() _mm_pause()
-#else
-#define NNSCOPE_CPU_RELAX() ((void)0)
 #endif
 
 #include "base/error.h"
@@ -24,6 +21,13 @@ namespace {
 // futex wake-up (tens of microseconds, more on a VM) per region.
 constexpr auto kSpin = std::chrono::microseconds(150);
 
+// A spin-wait hint to the core (x86 PAUSE; nothing elsewhere).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
 // Polls ready() with a pause between tries until it holds (true) or kSpin has
 // passed (false).
 template <typename Ready>
@@ -32,7 +36,7 @@ bool spin_until(Ready&& ready) {
   for (;;) {
     for (int i = 0; i < 64; ++i) {
       if (ready()) return true;
-      NNSCOPE_CPU_RELAX();
+      cpu_relax();
     }
     if (std::chrono::steady_clock::now() >= until) return false;
   }
