@@ -322,14 +322,16 @@ Napi::Value PersistenceOp(const Napi::CallbackInfo& info) {
     return start_op(
         info.Env(), o,
         [=](const OpContext& ctx) {
-          const std::vector<double> values = f.widen();
-          if (values.size() != g.vertices)
-            fail(ErrorCode::Shape, "values has " + std::to_string(values.size()) + " entries for a graph of " +
+          if (f.n != g.vertices)
+            fail(ErrorCode::Shape, "values has " + std::to_string(f.n) + " entries for a graph of " +
                                        std::to_string(g.vertices) + " vertices");
-          if (g.grid) *out = basin_persistence(values.data(), g.shape, g.nb, device, ctx, used.get());
+          // a Float64Array is read where it lies (no copy); a Float32Array is widened
+          const std::vector<double> widened = f.f64 ? std::vector<double>() : f.widen();
+          const double* values = f.f64 ? f.f64 : widened.data();
+          if (g.grid) *out = basin_persistence(values, g.shape, g.nb, device, ctx, used.get());
           else {
             if (device == Device::Cuda) fail(ErrorCode::InvalidArgument, "basin persistence on CUDA takes grids only");
-            *out = basins_graph(values.data(), g.csr(), ctx);
+            *out = basins_graph(values, g.csr(), ctx);
           }
         },
         [out, used](Napi::Env env) -> Napi::Value {

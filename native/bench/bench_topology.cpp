@@ -7,7 +7,8 @@
 //   grid2d_axis / grid2d_freudenthal   1000×1000 (--quick: 300×300)
 //   grid4d_axis / grid4d_freudenthal   41^4 = 2,825,761 vertices (--quick: 21^4)
 // for a uniform random field (the worst case: about n/5..n/7 minima) and, on the
-// 2-D grid, a smooth landscape (sum of 12 Gaussian wells). Beside each field:
+// 2-D grid, a smooth landscape (sum of 12 Gaussian wells); then the pairs alone by
+// basins_grid (the CPU path of topology.persistence). Beside each field:
 // std::sort of (value, index) pairs (the "one sort" yardstick; the target is
 // merge_tree within 3× of it) and the radix sweep_order alone. Median of
 // --samples runs (default 5, 1 untimed warm-up), with min and max.
@@ -24,6 +25,7 @@
 #include "base/cpu.h"
 #include "base/rng.h"
 #include "base/threadpool.h"
+#include "topology/basins.h"
 #include "topology/mergetree.h"
 
 using namespace nnscope;
@@ -34,7 +36,7 @@ namespace {
 
 struct Row {
   std::string name, shape;
-  SampleStats tree, stdsort, radix;
+  SampleStats tree, stdsort, radix, basins;
   std::size_t minima = 0, pairs = 0;
 };
 
@@ -47,8 +49,8 @@ int main(int argc, char** argv) {
   const int samples = quick ? 1 : args.samples;
   const int threads = num_threads();
   print_machine_line("bench_topology", threads, isa_name(active_isa()));
-  std::printf("%-30s %-22s %9s %9s %9s %9s %7s %9s\n", "case", "shape", "tree s", "std::sort", "radix s", "ratio",
-              "minima", "pairs");
+  std::printf("%-30s %-22s %9s %9s %9s %9s %9s %7s %9s\n", "case", "shape", "tree s", "basins s", "std::sort",
+              "radix s", "ratio", "minima", "pairs");
   std::vector<Row> rows;
 
   const std::size_t side2 = quick ? 300 : 1000, side4 = quick ? 21 : 41;
@@ -101,8 +103,15 @@ int main(int argc, char** argv) {
         },
         samples);
     r.radix = time_samples([&] { (void)sweep_order(f.data(), n, false); }, samples);
-    std::printf("%-30s %-22s %9.4f %9.4f %9.4f %8.2fx %7zu %9zu\n", r.name.c_str(), r.shape.c_str(), r.tree.median,
-                r.stdsort.median, r.radix.median, r.tree.median / r.stdsort.median, r.minima, r.pairs);
+    BasinResult b;
+    r.basins = time_samples([&] { b = basins_grid(f.data(), shape, c.nb); }, samples);
+    if (b.pairs.size() != r.pairs) {
+      std::fprintf(stderr, "%s: basins gave %zu pairs, the tree %zu\n", c.name.c_str(), b.pairs.size(), r.pairs);
+      return 1;
+    }
+    std::printf("%-30s %-22s %9.4f %9.4f %9.4f %9.4f %8.2fx %7zu %9zu\n", r.name.c_str(), r.shape.c_str(),
+                r.tree.median, r.basins.median, r.stdsort.median, r.radix.median, r.tree.median / r.stdsort.median,
+                r.minima, r.pairs);
     std::fflush(stdout);
     rows.push_back(r);
   }
@@ -120,6 +129,7 @@ int main(int argc, char** argv) {
               ", \"min_s\": " + format_num("%.6f", r.tree.min) + ", \"max_s\": " + format_num("%.6f", r.tree.max) +
               ", \"std_sort_median_s\": " + format_num("%.6f", r.stdsort.median) +
               ", \"radix_sort_median_s\": " + format_num("%.6f", r.radix.median) +
+              ", \"basins_median_s\": " + format_num("%.6f", r.basins.median) +
               ", \"ratio_to_std_sort\": " + format_num("%.3f", r.tree.median / r.stdsort.median) +
               ", \"minima\": " + std::to_string(r.minima) + ", \"pairs\": " + std::to_string(r.pairs) + "}" +
               (i + 1 < rows.size() ? "," : "") + "\n";

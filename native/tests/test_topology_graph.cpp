@@ -7,7 +7,8 @@
 // seeded grids and graphs, with plateaus: integer values from a tiny range); a
 // vertex-sorted union-find sweep for larger grids; closed forms (1-D sequences,
 // bowls, constant fields); a naive O(n²) kNN with full sorting; all partial
-// matchings for diagrams of ≤ 6 points; closed forms for one- and two-point diagrams.
+// matchings for diagrams of ≤ 6 points; closed forms for one- and two-point diagrams;
+// std::stable_sort for the value sort (topology/keysort.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -28,6 +29,7 @@
 #include "topology/basins.h"
 #include "topology/diagram.h"
 #include "topology/graph.h"
+#include "topology/keysort.h"
 #include "topology/knn.h"
 #include "topology_reference.h"
 
@@ -330,6 +332,83 @@ NNSCOPE_TEST(basins_larger_grids_match_sweep) {
         EXPECT(p.death_value >= p.birth_value);
       }
     }
+  }
+}
+
+NNSCOPE_TEST(basins_grid_value_extremes) {
+  // Fields that stress the sort by value and the per-chunk bookkeeping, on a grid of
+  // several row chunks: signed zeros (equal, so tied by index), values over the whole
+  // double range (subnormals to ±DBL_MAX), three levels (heavy ties: one bucket holds
+  // a third of the candidates), a constant field with one dip. Against the plain
+  // sweep at 1 and 2 threads; values come back with their own sign bits.
+  test::CpuSettingsGuard restore;
+  const GridShape g{{300, 257}};  // 77,100 vertices, 5 chunks of rows
+  const std::size_t n = g.vertices();
+  const double specials[] = {-std::numeric_limits<double>::max(), -1e300, -1.0, -5e-324, -0.0, 0.0,
+                             5e-324, 2.2e-308, 1e-300, 0.5, 1e300, std::numeric_limits<double>::max()};
+  std::vector<std::vector<double>> fields(4, std::vector<double>(n));
+  Rng rng(4242);
+  for (std::size_t v = 0; v < n; ++v) {
+    const std::uint64_t r = rng.below_at(v, 4);
+    fields[0][v] = r == 0 ? -0.0 : r == 1 ? 0.0 : r == 2 ? 1.0 : -1.0;
+    const double u = rng.uniform_at(n + v) - 0.5;
+    fields[1][v] = rng.below_at(2 * n + v, 5) == 0 ? specials[rng.below_at(3 * n + v, 12)]
+                                                   : std::ldexp(u, int(rng.below_at(4 * n + v, 2000)) - 1000);
+    fields[2][v] = std::floor(3 * rng.uniform_at(5 * n + v));
+    fields[3][v] = v == n / 2 ? 6.0 : 7.0;
+  }
+  for (const auto& f : fields)
+    for (Neighborhood nb : kAllNeighborhoods) {
+      set_num_threads(1);
+      const BasinResult one = basins_grid(f.data(), g, nb);
+      set_num_threads(2);
+      const BasinResult two = basins_grid(f.data(), g, nb);
+      expect_same(two, one);
+      expect_same(one, sweep_persistence(f, grid_adjacency(g, nb)), false);
+      for (const auto& p : one.pairs) {
+        EXPECT(std::signbit(p.birth_value) == std::signbit(f[p.birth]));
+        EXPECT(std::signbit(p.death_value) == std::signbit(f[p.death]));
+      }
+    }
+}
+
+NNSCOPE_TEST(keysort_orders_like_doubles) {
+  // sort_key is monotone and key_value inverts it; KeyBuckets is monotone; the
+  // bucket sort radix_sort_run is a stable sort (equal keys keep their order).
+  const double xs[] = {-std::numeric_limits<double>::max(), -3.5, -5e-324, -0.0, 0.0, 5e-324, 1.0, 1e300};
+  for (std::size_t i = 0; i + 1 < std::size(xs); ++i) {
+    EXPECT(sort_key(xs[i]) <= sort_key(xs[i + 1]));
+    EXPECT_EQ(sort_key(xs[i]) == sort_key(xs[i + 1]), xs[i] == xs[i + 1]);
+    if (xs[i] != 0) EXPECT(key_value(sort_key(xs[i])) == xs[i]);
+  }
+  EXPECT_EQ(sort_key(-0.0), kZeroKey);
+  struct Rec {
+    std::uint64_t key;
+    std::uint32_t at;
+  };
+  Rng rng(99);
+  for (int trial = 0; trial < 6; ++trial) {
+    const std::size_t n = trial < 3 ? 5000 : 40;
+    std::vector<Rec> a(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double x = trial % 3 == 0 ? rng.gaussian_at(i)
+                       : trial % 3 == 1 ? std::floor(4 * rng.uniform_at(i))  // heavy ties
+                                        : std::ldexp(rng.uniform_at(i), int(rng.below_at(n + i, 80)) - 40);
+      a[i] = {sort_key(x), std::uint32_t(i)};
+    }
+    std::vector<Rec> want = a;
+    std::stable_sort(want.begin(), want.end(), [](const Rec& x, const Rec& y) { return x.key < y.key; });
+    std::vector<Rec> tmp;
+    radix_sort_run(a.data(), n, tmp);
+    for (std::size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(a[i].key, want[i].key);
+      EXPECT_EQ(a[i].at, want[i].at);
+    }
+    std::vector<std::uint64_t> sample;
+    for (std::size_t i = 0; i < n; i += 7) sample.push_back(want[i].key);
+    const KeyBuckets bucket(sample, want.front().key, want.back().key);
+    for (std::size_t i = 0; i + 1 < n; ++i) EXPECT(bucket(want[i].key) <= bucket(want[i + 1].key));
+    EXPECT(bucket(want.back().key) < KeyBuckets::kBuckets);
   }
 }
 

@@ -1,38 +1,53 @@
 // nnscope core, topology: steepest-descent basins and 0-dim persistence on the CPU.
 // Contract in basins.h.
 //
-// Grids are walked row by row (a row = the last, fastest axis): the offsets whose
-// leading coordinates stay inside are fixed for a row, so only the last coordinate
-// is checked per vertex. Pointers and edges are computed over row chunks on the
-// pool (chunk boundaries depend on the grid only; the edge list is concatenated in
-// chunk order); the basin labels (descent with in-place path compression, O(n))
-// and the union-find are serial. Step (d) dedupes with a counting sort of the
-// edges by their lower basin id and a stamp per upper id, sorts the survivors by
-// weight (keys carried in the edge) and runs a union-find (union by size, path
-// halving) that keeps each component's oldest minimum and its value.
+// Grids (basins_grid) are walked in chunks of whole rows (a row = the last, fastest
+// axis) on the pool: the offsets whose leading coordinates stay inside are fixed
+// for a row, so only the last coordinate is checked, and only at the row's ends.
+// Chunk boundaries depend on the grid alone and every parallel result is combined
+// in chunk order, so the output is the same for any thread count.
+//  (a) pointers, branch-free inside rows; basin ids are given in vertex order;
+//  (b) basin ids by descent with concurrent path compression;
+//  (c) candidates: the vertices with a lower neighbour in another basin, each with
+//      the distinct basins of its lower neighbours, bucketed by value as they are
+//      found (KeyBuckets, keysort.h);
+//  (d) the candidates in (value, vertex) order: a scatter to the buckets, then an
+//      in-cache radix sort per bucket;
+//  (e) a serial union-find sweep over the candidates (union by age, path halving).
+// Explicit graphs (basins_graph) collect the inter-basin edges, keep the earliest
+// per basin pair (a counting sort by the lower basin id) and run a union-find over
+// the survivors in weight order (pairs_from_basin_edges, shared with the GPU path).
 #include "topology/basins.h"
 
 #include <algorithm>
 #include <atomic>
 #include <limits>
+#include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "base/buffer.h"
 #include "base/error.h"
 #include "base/finite.h"
 #include "base/threadpool.h"
-#include "topology/mergetree.h"
+#include "topology/keysort.h"
 
 namespace nnscope::topology {
 
 namespace {
 
 constexpr std::size_t kChunkVertices = 1 << 14;
-// Step (c) hands over to the vertex-sorted sweep past this many collected edges
-// per vertex, on grids of at least kSweepMinVertices (smaller ones always run
-// the basin path that the GPU mirrors).
-constexpr double kSweepEdgesPerVertex = 1.5;
-constexpr std::size_t kSweepMinVertices = std::size_t(1) << 16;
+// Sweep prefetch distances (candidates ahead): the list, then the nodes of its basins.
+constexpr std::size_t kListAhead = 16, kNodeAhead = 8;
+
+#if defined(__GNUC__)
+#define NNSCOPE_BASINS_INLINE __attribute__((always_inline))
+inline void prefetch(const void* p) { __builtin_prefetch(p); }
+#else
+#define NNSCOPE_BASINS_INLINE
+inline void prefetch(const void*) {}
+#endif
 
 struct RowStencil {
   std::vector<std::vector<int>> off;  // the offsets e
@@ -40,8 +55,8 @@ struct RowStencil {
 };
 
 // Row r's prefix coordinates; keeps the offsets whose leading coordinates stay inside.
-void row_offsets(const GridShape& grid, const RowStencil& st, std::size_t row, bool forward_only,
-                 std::vector<std::int64_t>& delta, std::vector<int>& last) {
+void row_offsets(const GridShape& grid, const RowStencil& st, std::size_t row, std::vector<std::int64_t>& delta,
+                 std::vector<int>& last) {
   const std::size_t k = grid.dims.size();
   std::size_t coord[kMaxGridDims] = {};
   std::size_t r = row;
@@ -52,7 +67,6 @@ void row_offsets(const GridShape& grid, const RowStencil& st, std::size_t row, b
   delta.clear();
   last.clear();
   for (std::size_t o = 0; o < st.off.size(); ++o) {
-    if (forward_only && st.delta[o] <= 0) continue;
     bool inside = true;
     for (std::size_t a = 0; a + 1 < k && inside; ++a) {
       const std::int64_t c = std::int64_t(coord[a]) + st.off[o][a];
@@ -71,6 +85,99 @@ RowStencil make_stencil(const GridShape& grid, Neighborhood nb) {
   st.delta = grid_linear_offsets(grid, st.off);
   return st;
 }
+
+// One grid row's stencil: the offsets whose leading coordinates stay inside, their
+// last-axis steps, and the offsets padded with zeros to a multiple of 4.
+struct Row {
+  std::int64_t base, last_max;
+  const std::int64_t* delta;
+  const int* last;
+  std::size_t count;
+  const std::int64_t* padded;
+  std::size_t padded_count;
+};
+
+// The smallest of v = row.base + i and its neighbours in (value, index) order, at a
+// row end (the last axis checked).
+std::int64_t lowest_checked(const double* values, const Row& row, std::int64_t i) {
+  const std::int64_t v = row.base + i;
+  std::int64_t best = v;
+  double bv = values[v];
+  for (std::size_t o = 0; o < row.count; ++o) {
+    const std::int64_t j = i + row.last[o];
+    if (j < 0 || j > row.last_max) continue;
+    const std::int64_t u = v + row.delta[o];
+    if (vertex_less(values[u], u, bv, best)) {
+      best = u;
+      bv = values[u];
+    }
+  }
+  return best;
+}
+
+// The same inside a row, without data-dependent branches: the least value over
+// four independent chains, then the least offset holding it (ties: lowest index).
+NNSCOPE_BASINS_INLINE inline std::int64_t lowest_inside(const double* values, std::int64_t v, const Row& row) {
+  const double* fv = values + v;
+  const std::int64_t* d = row.padded;
+  double m0 = fv[0], m1 = fv[0], m2 = fv[0], m3 = fv[0];
+  for (std::size_t o = 0; o < row.padded_count; o += 4) {
+    m0 = std::min(m0, fv[d[o]]);
+    m1 = std::min(m1, fv[d[o + 1]]);
+    m2 = std::min(m2, fv[d[o + 2]]);
+    m3 = std::min(m3, fv[d[o + 3]]);
+  }
+  const double mv = std::min(std::min(m0, m1), std::min(m2, m3));
+  // offset if its value is the least, else kNone (as masks: no branch to mispredict)
+  constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::max();
+  auto at_min = [mv](double x, std::int64_t off) NNSCOPE_BASINS_INLINE {
+    const std::int64_t eq = -std::int64_t(x == mv);
+    return (off & eq) | (kNone & ~eq);
+  };
+  std::int64_t b0 = at_min(fv[0], 0), b1 = kNone;
+  for (std::size_t o = 0; o < row.padded_count; o += 2) {
+    b0 = std::min(b0, at_min(fv[d[o]], d[o]));
+    b1 = std::min(b1, at_min(fv[d[o + 1]], d[o + 1]));
+  }
+  return v + std::min(b0, b1);
+}
+
+// A sweep candidate: its key, the vertex, and where its basin list starts.
+struct Candidate {
+  std::uint64_t key;
+  std::int32_t w;
+  std::uint32_t list;
+};
+
+// Grows b to `size` elements, keeping its first `keep`.
+template <typename T>
+void grow_keeping(AlignedBuffer<T>& b, std::size_t keep, std::size_t size) {
+  AlignedBuffer<T> bigger(size);
+  std::copy(b.data(), b.data() + keep, bigger.data());
+  b = std::move(bigger);
+}
+
+// The chunk table of step (c): the earliest list entry seen for a basin pair.
+struct PairSlot {
+  std::uint64_t pair, key;
+  std::uint32_t entry;
+};
+constexpr int kPairSlotBits = 14;  // 16384 slots, 384 KiB: within a core's L2
+constexpr std::size_t kPairSlots = std::size_t(1) << kPairSlotBits;
+constexpr std::uint64_t kNoPair = ~std::uint64_t(0);
+constexpr std::int32_t kStruck = -1;  // a list entry struck out (a later edge of its pair)
+
+// Basin pair {a, b} as one word, the smaller id first.
+inline std::uint64_t pair_id(std::int32_t a, std::int32_t b) {
+  const std::uint32_t lo = std::uint32_t(std::min(a, b)), hi = std::uint32_t(std::max(a, b));
+  return std::uint64_t(lo) << 32 | hi;
+}
+
+// A union-find node per basin: its parent and its minimum (vertex and value).
+struct BasinNode {
+  std::int32_t parent, vertex;
+  double value;
+};
 
 // Descent to the fixed points, in place: ptr[v] becomes the fixed point reached
 // from v (every path is compressed on the way, so the total work is O(n)).
@@ -265,130 +372,339 @@ void pairs_from_basin_edges(const double* values, std::size_t n, const std::vect
 
 BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhood nb, const OpContext& ctx) {
   const std::size_t n = checked_grid_vertices(grid);
+  NNSCOPE_CHECK(n <= std::size_t(std::numeric_limits<std::int32_t>::max()), ErrorCode::TooLarge,
+                "topology: basins on the CPU take grids of at most 2^31 - 1 vertices (got " + std::to_string(n) + ")");
   check_values(values, n);
   ctx.check();
   const RowStencil st = make_stencil(grid, nb);
   const std::size_t len = grid.dims.back();
   const std::size_t rows = n / len;
-  const std::size_t grain = std::max<std::size_t>(1, kChunkVertices / len);
+  const std::size_t grain = std::max<std::size_t>(1, kChunkVertices / len);  // rows per chunk
+  const std::size_t chunks = (rows + grain - 1) / grain;
   const std::int64_t last_max = std::int64_t(len) - 1;
-
-  // (a) steepest-descent pointers
-  std::vector<std::int64_t> ptr(n);
-  parallel_for(0, rows, grain, [&](std::size_t r0, std::size_t r1) {
-    ctx.check();
-    std::vector<std::int64_t> delta;
+  auto chunk_vertices = [&](std::size_t c) {
+    return std::pair<std::size_t, std::size_t>(c * grain * len, std::min(rows, (c + 1) * grain) * len);
+  };
+  // Per row: the stencil offsets that stay inside on the leading axes; per vertex
+  // only the last axis is checked, and only at the two ends of the row.
+  auto for_each_vertex = [&](std::size_t c, auto&& visit) {
+    std::vector<std::int64_t> delta, padded;
     std::vector<int> last;
-    for (std::size_t r = r0; r < r1; ++r) {
-      row_offsets(grid, st, r, false, delta, last);
+    const std::size_t rend = std::min(rows, (c + 1) * grain);
+    for (std::size_t r = c * grain; r < rend; ++r) {
+      row_offsets(grid, st, r, delta, last);
       const std::int64_t base = std::int64_t(r * len);
-      for (std::int64_t i = 0; i <= last_max; ++i) {
-        const std::int64_t v = base + i;
-        std::int64_t best = v;
-        double bv = values[v];
-        for (std::size_t o = 0; o < delta.size(); ++o) {
-          const std::int64_t j = i + last[o];
-          if (j < 0 || j > last_max) continue;
-          const std::int64_t u = v + delta[o];
-          const double uv = values[u];
-          if (vertex_less(uv, u, bv, best)) {
-            best = u;
-            bv = uv;
-          }
-        }
-        ptr[v] = best;
+      padded.assign(delta.begin(), delta.end());
+      padded.resize((delta.size() + 3) & ~std::size_t(3), 0);  // pads: v itself
+      const Row row{base, last_max, delta.data(), last.data(), delta.size(), padded.data(), padded.size()};
+      if (last_max < 2) {
+        for (std::int64_t i = 0; i <= last_max; ++i) visit(row, i, std::true_type{});
+      } else {
+        visit(row, 0, std::true_type{});
+        for (std::int64_t i = 1; i < last_max; ++i) visit(row, i, std::false_type{});
+        visit(row, last_max, std::true_type{});
       }
     }
-  });
-  ctx.report(1, 4);
+  };
 
-  // (b) basins
-  BasinResult res;
-  follow_in_place(ptr, ctx);
-  res.basin = std::move(ptr);
-  ctx.report(2, 4);
-
-  // (c) inter-basin edges over the forward half of the stencil, chunk by chunk.
-  // When the basins are tiny (random-like fields, high-degree stencils) these edges
-  // outnumber the vertices and step (d) spends more than the whole vertex-sorted
-  // sweep: past kSweepEdgesPerVertex·n collected edges (after the per-row merging of
-  // repeats), the pairs come from that sweep instead (mergetree.h; the same pairs and
-  // essential classes, in the same order). Measured on 1000² and 41⁴ grids: ≤ 0.94 n
-  // edges where basins win, ≥ 2.5 n where the sweep is 2.3–2.7× faster.
-  const std::size_t chunks = (rows + grain - 1) / grain;
-  std::vector<std::vector<BasinEdge>> parts(chunks);
-  const std::int64_t* basin = res.basin.data();
-  const bool sweepable = n >= kSweepMinVertices && n <= std::size_t(std::numeric_limits<std::int32_t>::max());
-  const std::size_t edge_budget = std::size_t(kSweepEdgesPerVertex * double(n));
-  std::atomic<std::size_t> collected{0};
-  std::atomic<bool> over{false};
+  // (a) steepest-descent pointers; per chunk its minima count and key range
+  std::unique_ptr<std::atomic<std::int32_t>[]> ptr(new std::atomic<std::int32_t>[n]);
+  std::vector<std::uint32_t> first_min(chunks + 1, 0);
+  std::vector<std::uint64_t> kmin_c(chunks), kmax_c(chunks);
   parallel_for(0, chunks, 1, [&](std::size_t c0, std::size_t c1) {
-    std::vector<std::int64_t> delta;
-    std::vector<int> last;
     for (std::size_t c = c0; c < c1; ++c) {
       ctx.check();
-      if (over.load(std::memory_order_relaxed)) return;
-      std::vector<BasinEdge>& out = parts[c];
-      const std::size_t rend = std::min(rows, (c + 1) * grain);
-      for (std::size_t r = c * grain; r < rend; ++r) {
-        row_offsets(grid, st, r, true, delta, last);
-        const std::int64_t base = std::int64_t(r * len);
-        for (std::int64_t i = 0; i <= last_max; ++i) {
-          const std::int64_t v = base + i;
-          const std::int64_t bv = basin[v];
-          for (std::size_t o = 0; o < delta.size(); ++o) {
-            const std::int64_t j = i + last[o];
-            if (j < 0 || j > last_max) continue;
-            const std::int64_t u = v + delta[o];
-            if (basin[u] == bv) continue;
-            const std::int64_t bu = basin[u];
-            const std::int64_t w = vertex_less(values[u], u, values[v], v) ? v : u;
-            if (!out.empty() && same_pair(out.back(), bv, bu)) {
-              // a repeat of the last edge's basin pair (common along a boundary):
-              // keep the earlier weight only (step (d) would drop the later one)
-              BasinEdge& last_edge = out.back();
-              if (vertex_less(values[w], w, values[last_edge.w], last_edge.w)) last_edge.w = w;
-              continue;
-            }
-            out.push_back({bv, bu, w});
-          }
-        }
+      std::uint32_t minima = 0;
+      for_each_vertex(c, [&](const Row& row, std::int64_t i, auto checked) NNSCOPE_BASINS_INLINE {
+        const std::int64_t v = row.base + i;
+        const std::int64_t best = checked ? lowest_checked(values, row, i) : lowest_inside(values, v, row);
+        ptr[v].store(std::int32_t(best), std::memory_order_relaxed);
+        minima += best == v;
+      });
+      first_min[c + 1] = minima;
+      const auto [v0, v1] = chunk_vertices(c);
+      double lo = values[v0], hi = values[v0];
+      for (std::size_t v = v0; v < v1; ++v) {
+        lo = std::min(lo, values[v]);
+        hi = std::max(hi, values[v]);
       }
-      if (sweepable && collected.fetch_add(out.size(), std::memory_order_relaxed) + out.size() > edge_budget) {
-        over.store(true, std::memory_order_relaxed);
-        return;
+      kmin_c[c] = sort_key(lo);
+      kmax_c[c] = sort_key(hi);
+    }
+  });
+  for (std::size_t c = 0; c < chunks; ++c) first_min[c + 1] += first_min[c];
+  const std::size_t nmin = first_min[chunks];
+  // Basin ids in vertex order; a minimum's pointer becomes ~id.
+  std::vector<std::int32_t> minv(nmin);
+  parallel_for(0, chunks, 1, [&](std::size_t c0, std::size_t c1) {
+    for (std::size_t c = c0; c < c1; ++c) {
+      std::uint32_t id = first_min[c];
+      const auto [v0, v1] = chunk_vertices(c);
+      for (std::size_t v = v0; v < v1; ++v)
+        if (ptr[v].load(std::memory_order_relaxed) == std::int32_t(v)) {
+          minv[id] = std::int32_t(v);
+          ptr[v].store(~std::int32_t(id++), std::memory_order_relaxed);
+        }
+    }
+  });
+  ctx.report(1, 5);
+
+  // (b) basin ids by descent: every vertex of a walked path gets the path's basin id
+  // (as ~id, like the minima), so later walks stop early. Concurrent walks only
+  // ever read a pointer further down the same path or the path's final id.
+  parallel_for(0, n, kChunkVertices, [&](std::size_t lo, std::size_t hi) {
+    ctx.check();
+    for (std::size_t v = lo; v < hi; ++v) {
+      std::int32_t x = ptr[v].load(std::memory_order_relaxed);
+      if (x < 0) continue;
+      while (x >= 0) x = ptr[x].load(std::memory_order_relaxed);
+      for (std::int32_t u = std::int32_t(v); u >= 0;) {
+        const std::int32_t next = ptr[u].load(std::memory_order_relaxed);
+        ptr[u].store(x, std::memory_order_relaxed);
+        u = next;
       }
     }
   });
-  if (over.load()) {
-    std::vector<std::vector<BasinEdge>>().swap(parts);
-    ctx.check();
-    OpContext quiet = ctx;  // the sweep's own progress would run backwards from step 2 of 4
-    quiet.progress = nullptr;
-    quiet.progress_value = nullptr;
-    MergeTreeOptions o;
-    o.keep_zero_persistence = true;  // basins report plateau pairs too
-    const MergeTree t = merge_tree(grid, nb, values, n, o, quiet);
-    res.pairs.reserve(t.pairs.size());
-    for (const MergePair& p : t.pairs) res.pairs.push_back({p.birth, p.death, p.birth_value, p.death_value});
-    for (const EssentialComponent& e : t.essential) res.essential.push_back({e.birth, e.birth_value});
-    ctx.report(4, 4);
-    return res;
-  }
-  std::size_t total = 0;
-  for (const auto& p : parts) total += p.size();
-  std::vector<BasinEdge> edges;
-  edges.reserve(total);
-  for (auto& p : parts) {
-    edges.insert(edges.end(), p.begin(), p.end());
-    std::vector<BasinEdge>().swap(p);
-  }
-  ctx.report(3, 4);
-  ctx.check();
+  // basin id of v
+  auto basin_of = [&ptr](std::int64_t v) NNSCOPE_BASINS_INLINE { return ~ptr[v].load(std::memory_order_relaxed); };
+  ctx.report(2, 5);
 
-  // (d) union-find over the deduplicated edges
-  pairs_from_basin_edges(values, n, res.basin, std::move(edges), res);
-  ctx.report(4, 4);
+  // (c) candidates: the vertices w with a lower neighbour in another basin (every
+  // merge happens at one). Per candidate a list [count, basin(w), other basins…] of
+  // the distinct basins of its lower neighbours, and a record (key, w, list).
+  // Only the earliest edge between two basins can merge them, so a chunk keeps one
+  // entry per basin pair where it can: a direct-mapped table (per thread, cleared
+  // per chunk) holds the earliest entry seen for a pair, and the later of two
+  // entries is struck out (collisions just keep fewer out). Then per chunk the
+  // lists are compacted, emptied candidates dropped, and the records bucketed by
+  // value (KeyBuckets from a sample of the values), counted per chunk and bucket.
+  std::uint64_t kmin = ~std::uint64_t(0), kmax = 0;
+  for (std::size_t c = 0; c < chunks; ++c) {
+    kmin = std::min(kmin, kmin_c[c]);
+    kmax = std::max(kmax, kmax_c[c]);
+  }
+  std::vector<std::uint64_t> sample(std::min<std::size_t>(n, 16 * KeyBuckets::kBuckets));
+  for (std::size_t i = 0; i < sample.size(); ++i) sample[i] = sort_key(values[(i * n) / sample.size()]);
+  const KeyBuckets bucket_of(std::move(sample), kmin, kmax);
+  constexpr std::size_t B = KeyBuckets::kBuckets;
+  struct Part {
+    AlignedBuffer<Candidate> rec;
+    AlignedBuffer<std::uint8_t> bucket;
+    AlignedBuffer<std::int32_t> lists;
+  };
+  std::vector<Part> parts(chunks);
+  std::vector<std::uint32_t> rec_at(chunks * B, 0);   // [chunk][bucket]: counts, then destinations
+  std::vector<std::uint64_t> list_at(chunks * B, 0);  // the same for list entries
+  BasinResult res;
+  res.basin.resize(n);
+  parallel_for(0, chunks, 1, [&](std::size_t c0, std::size_t c1) {
+    static thread_local std::vector<PairSlot> table;
+    table.resize(kPairSlots);
+    for (std::size_t c = c0; c < c1; ++c) {
+      ctx.check();
+      std::fill(table.begin(), table.end(), PairSlot{kNoPair, 0, 0});
+      Part& part = parts[c];
+      const auto [v0, v1] = chunk_vertices(c);
+      part.rec.resize(v1 - v0);
+      part.lists.resize(3 * (v1 - v0) + 64);
+      std::size_t nrec = 0, used = 0;
+      for_each_vertex(c, [&](const Row& row, std::int64_t i, auto checked) NNSCOPE_BASINS_INLINE {
+        const std::int64_t v = row.base + i;
+        const std::int32_t lv = basin_of(v);
+        res.basin[v] = minv[lv];
+        const double fv = values[v];
+        if (used + row.count + 2 > part.lists.size()) grow_keeping(part.lists, used, 2 * part.lists.size() + row.count + 2);
+        std::int32_t* out = part.lists.data() + used;
+        std::int32_t* other = out + 2;
+        std::int32_t cnt = 0;
+        for (std::size_t o = 0; o < row.count; ++o) {
+          if (checked) {
+            const std::int64_t j = i + row.last[o];
+            if (j < 0 || j > row.last_max) continue;
+          }
+          const std::int64_t u = v + row.delta[o];
+          const std::int32_t lu = basin_of(u);
+          const double fu = values[u];
+          const bool take = (lu != lv) & ((fu < fv) | ((fu == fv) & (u < v)));
+          other[cnt] = lu;  // kept only when taken (branch-free)
+          cnt += take;
+        }
+        if (cnt == 0) return;
+        if (cnt > 1) {  // distinct basins only
+          std::int32_t k = 1;
+          for (std::int32_t q = 1; q < cnt; ++q) {
+            const std::int32_t x = other[q];
+            bool dup = false;
+            for (std::int32_t s = 0; s < k; ++s) dup |= other[s] == x;
+            other[k] = x;
+            k += !dup;
+          }
+          cnt = k;
+        }
+        out[0] = cnt + 1;
+        out[1] = lv;
+        const std::uint64_t key = sort_key(fv);
+        // within a chunk vertices come in index order, so the new entry is the
+        // earlier one exactly when its key is smaller
+        for (std::int32_t q = 0; q < cnt; ++q) {
+          const std::uint64_t pair = pair_id(lv, other[q]);
+          PairSlot& s = table[(pair * 0x9E3779B97F4A7C15ull) >> (64 - kPairSlotBits)];
+          const std::uint32_t here = std::uint32_t(used + 2 + std::size_t(q));
+          if (s.pair != pair) {
+            s = {pair, key, here};
+          } else if (key < s.key) {
+            part.lists[s.entry] = kStruck;
+            s.key = key;
+            s.entry = here;
+          } else {
+            other[q] = kStruck;
+          }
+        }
+        part.rec[nrec++] = {key, std::int32_t(v), std::uint32_t(used)};
+        used += std::size_t(cnt) + 2;
+      });
+      // compact in place; bucket and count the candidates that keep an entry
+      std::uint32_t* rc = rec_at.data() + c * B;
+      std::uint64_t* lc = list_at.data() + c * B;
+      part.bucket.resize(nrec);
+      std::size_t kept = 0, at = 0;
+      for (std::size_t r = 0; r < nrec; ++r) {
+        const Candidate cand = part.rec[r];
+        const std::int32_t* from = part.lists.data() + cand.list;
+        std::int32_t* to = part.lists.data() + at;
+        const std::int32_t cnt = from[0] - 1, lv = from[1];
+        std::int32_t k = 0;
+        for (std::int32_t q = 0; q < cnt; ++q) {
+          const std::int32_t x = from[2 + q];
+          to[2 + k] = x;  // never ahead of `from`: compaction only moves entries left
+          k += x != kStruck;
+        }
+        if (k == 0) continue;
+        to[0] = k + 1;
+        to[1] = lv;
+        const std::size_t b = bucket_of(cand.key);
+        ++rc[b];
+        lc[b] += std::uint64_t(k) + 2;
+        part.bucket[kept] = std::uint8_t(b);
+        part.rec[kept++] = {cand.key, cand.w, std::uint32_t(at)};
+        at += std::size_t(k) + 2;
+      }
+      part.rec.resize(kept);
+      part.bucket.resize(kept);
+      part.lists.resize(at);
+    }
+  });
+  ptr.reset();
+  ctx.report(3, 5);
+
+  // (d) the records and their lists in bucket order (stable: chunk order within a
+  // bucket, so ties stay in vertex order), then each bucket sorted by key.
+  std::vector<std::size_t> bucket_start(B + 1, 0);
+  std::size_t m = 0, entries = 0;
+  for (std::size_t b = 0; b < B; ++b) {
+    bucket_start[b] = m;
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const std::uint32_t cr = rec_at[c * B + b];
+      const std::uint64_t cl = list_at[c * B + b];
+      rec_at[c * B + b] = std::uint32_t(m);
+      list_at[c * B + b] = entries;
+      m += cr;
+      entries += cl;
+    }
+  }
+  bucket_start[B] = m;
+  NNSCOPE_CHECK(entries <= std::numeric_limits<std::uint32_t>::max(), ErrorCode::TooLarge,
+                "topology: too many basin adjacencies for one sweep (2^32 list entries)");
+  AlignedBuffer<Candidate> rec(m);
+  AlignedBuffer<std::int32_t> lists(entries);
+  parallel_for(0, chunks, 1, [&](std::size_t c0, std::size_t c1) {
+    for (std::size_t c = c0; c < c1; ++c) {
+      ctx.check();
+      Part& part = parts[c];
+      std::uint32_t* rdst = rec_at.data() + c * B;
+      std::uint64_t* ldst = list_at.data() + c * B;
+      for (std::size_t i = 0; i < part.rec.size(); ++i) {
+        const std::size_t b = part.bucket[i];
+        const std::int32_t* from = part.lists.data() + part.rec[i].list;
+        const std::uint32_t to = std::uint32_t(ldst[b]);
+        std::copy(from, from + from[0] + 1, lists.data() + to);
+        ldst[b] += std::uint64_t(from[0]) + 1;
+        rec[rdst[b]++] = {part.rec[i].key, part.rec[i].w, to};
+      }
+      part = Part();
+    }
+  });
+  std::vector<Part>().swap(parts);
+  parallel_for(0, B, 1, [&](std::size_t b0, std::size_t b1) {
+    ctx.check();
+    std::vector<Candidate> tmp;
+    for (std::size_t b = b0; b < b1; ++b)
+      radix_sort_run(rec.data() + bucket_start[b], bucket_start[b + 1] - bucket_start[b], tmp);
+  });
+  ctx.report(4, 5);
+
+  // (e) the sweep over the candidates in (value, vertex) order: a union-find over
+  // basin ids, union by age (the younger root links under the elder, so a root's
+  // own minimum is its component's eldest), path halving. Each basin merged away
+  // dies at w (elder rule). Lists are prefetched ahead, and their basins' nodes.
+  AlignedBuffer<BasinNode> node(nmin);
+  for (std::size_t i = 0; i < nmin; ++i) node[i] = {std::int32_t(i), minv[i], values[minv[i]]};
+  BasinNode* N = node.data();
+  auto find = [N](std::int32_t x) {
+    for (;;) {
+      const std::int32_t p = N[x].parent;
+      if (p == x) return x;
+      const std::int32_t g = N[p].parent;
+      N[x].parent = g;
+      if (g == p) return p;
+      x = g;
+    }
+  };
+  res.pairs.reserve(nmin);
+  const std::int32_t* L0 = lists.data();
+  std::vector<std::int32_t> roots(st.off.size() + 1);  // a list holds at most 1 + degree basins
+  auto older = [N](std::int32_t a, std::int32_t b) {
+    return vertex_less(N[a].value, N[a].vertex, N[b].value, N[b].vertex);
+  };
+  for (std::size_t t = 0; t < m; ++t) {
+    if ((t & 0xffff) == 0) ctx.check();
+    if (t + kListAhead < m) prefetch(L0 + rec[t + kListAhead].list);
+    if (t + kNodeAhead < m) {
+      const std::int32_t* ahead = L0 + rec[t + kNodeAhead].list;
+      for (std::int32_t q = 1; q <= ahead[0]; ++q) prefetch(N + ahead[q]);
+    }
+    const Candidate& r = rec[t];
+    const std::int32_t* list = L0 + r.list;
+    std::int32_t* R = roots.data();
+    std::size_t nr = 0;
+    for (std::int32_t q = 1; q <= list[0]; ++q) {
+      const std::int32_t x = find(list[q]);
+      bool dup = false;
+      for (std::size_t s = 0; s < nr; ++s) dup |= R[s] == x;
+      R[nr] = x;
+      nr += !dup;
+    }
+    if (nr < 2) continue;
+    // the eldest root survives; the others die at w, their pairs ordered by
+    // (birth value, birth vertex)
+    if (nr == 2) {
+      if (older(R[1], R[0])) std::swap(R[0], R[1]);
+    } else {
+      std::sort(R, R + nr, older);
+    }
+    const double wv = r.key == kZeroKey ? values[r.w] : key_value(r.key);
+    for (std::size_t s = 1; s < nr; ++s) {
+      BasinNode& y = N[R[s]];
+      res.pairs.push_back({y.vertex, r.w, y.value, wv});
+      y.parent = R[0];
+    }
+  }
+  for (std::size_t i = 0; i < nmin; ++i)
+    if (N[i].parent == std::int32_t(i)) res.essential.push_back({N[i].vertex, N[i].value});
+  std::sort(res.essential.begin(), res.essential.end(), [](const EssentialClass& x, const EssentialClass& y) {
+    return vertex_less(x.birth_value, x.birth, y.birth_value, y.birth);
+  });
+  ctx.report(5, 5);
   return res;
 }
 

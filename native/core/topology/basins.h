@@ -7,7 +7,7 @@
 // are those of the vertex-sorted union-find sweep with the elder rule, including
 // zero-persistence pairs (birth value == death value) that plateaus produce.
 //
-// Steps:
+// Steps (the GPU's, and basins_graph's):
 //  (a) pointer[v] = the smallest of v and its neighbours in (value, index) order;
 //  (b) pointer jumping: basin[v] = the local minimum v descends to (a vertex index);
 //  (c) inter-basin edges: every graph edge (u, v) with basin(u) ≠ basin(v), weighted
@@ -15,10 +15,12 @@
 //      per basin pair only the earliest edge is kept;
 //  (d) union-find over those edges in (weight value, weight vertex) order, elder rule:
 //      the basin with the later minimum dies at the weight vertex.
-// On grids of ≥ 2^16 vertices whose basins are tiny (more than 1.5 edges between
-// basins per vertex: random-like fields, high-degree stencils) the CPU takes the
-// pairs from the vertex-sorted sweep (mergetree.h) instead of step (d): the same
-// result, 2–3× sooner there. The basin labels are always steps (a)–(b)'s.
+// basins_grid on the CPU runs (a) and (b), then sweeps vertices instead of edges:
+// the candidates are the vertices with a lower neighbour in another basin, each
+// carrying the distinct basins of its lower neighbours (later edges of a basin
+// pair struck out where a chunk sees them); they are sorted by (value, index)
+// (a sample sort, keysort.h) and swept with a union-find over basin ids. The same
+// pairs as (c)–(d): an edge's weight vertex is exactly such a candidate.
 // Equal to the vertex-sorted sweep: every vertex joins its basin's minimum through
 // its descent path, whose vertices all come earlier, so the components of each
 // sublevel set are unions of (partial) basins linked by inter-basin edges; a merge
@@ -62,8 +64,9 @@ struct BasinEdge {
 
 // Steepest-descent basins and 0-dim persistence of `values` (grid.vertices() float64
 // values in the grid's row-major order) on the implicit grid graph of `nb`.
+// Memory: about 60 bytes per vertex at the peak (random fields; less on smooth ones).
 // Errors: InvalidArgument (no dims, more than kMaxGridDims, a zero dim, null values),
-// TooLarge (vertex count overflows), NonFinite (a NaN or ±Inf value), Cancelled.
+// TooLarge (more than 2^31 − 1 vertices), NonFinite (a NaN or ±Inf value), Cancelled.
 BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhood nb, const OpContext& ctx = {});
 
 // The same on an explicit graph (values has g.vertices entries). The graph is taken

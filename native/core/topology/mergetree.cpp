@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "base/finite.h"
 #include "base/threadpool.h"
+#include "topology/keysort.h"
 
 namespace nnscope::topology {
 
@@ -19,14 +20,6 @@ namespace {
 
 constexpr std::size_t kMaxVertices = static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max());
 constexpr std::size_t kCheckEvery = 1 << 16;
-
-// Order-preserving map of a finite double to an unsigned key; −0.0 and +0.0 share one key.
-inline std::uint64_t sort_key(double x) noexcept {
-  if (x == 0.0) x = 0.0;
-  std::uint64_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return (u >> 63) ? ~u : (u | 0x8000000000000000ull);
-}
 
 void check_size(std::size_t n) {
   if (n == 0) fail(ErrorCode::InvalidArgument, "topology: empty input (no vertices)");
