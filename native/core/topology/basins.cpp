@@ -407,10 +407,9 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
     }
   };
 
-  // (a) steepest-descent pointers; per chunk its minima count and key range
+  // (a) steepest-descent pointers; per chunk its minima count
   std::unique_ptr<std::atomic<std::int32_t>[]> ptr(new std::atomic<std::int32_t>[n]);
   std::vector<std::uint32_t> first_min(chunks + 1, 0);
-  std::vector<std::uint64_t> kmin_c(chunks), kmax_c(chunks);
   parallel_for(0, chunks, 1, [&](std::size_t c0, std::size_t c1) {
     for (std::size_t c = c0; c < c1; ++c) {
       ctx.check();
@@ -422,14 +421,6 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
         minima += best == v;
       });
       first_min[c + 1] = minima;
-      const auto [v0, v1] = chunk_vertices(c);
-      double lo = values[v0], hi = values[v0];
-      for (std::size_t v = v0; v < v1; ++v) {
-        lo = std::min(lo, values[v]);
-        hi = std::max(hi, values[v]);
-      }
-      kmin_c[c] = sort_key(lo);
-      kmax_c[c] = sort_key(hi);
     }
   });
   for (std::size_t c = 0; c < chunks; ++c) first_min[c + 1] += first_min[c];
@@ -478,14 +469,7 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
   // entries is struck out (collisions just keep fewer out). Then per chunk the
   // lists are compacted, emptied candidates dropped, and the records bucketed by
   // value (KeyBuckets from a sample of the values), counted per chunk and bucket.
-  std::uint64_t kmin = ~std::uint64_t(0), kmax = 0;
-  for (std::size_t c = 0; c < chunks; ++c) {
-    kmin = std::min(kmin, kmin_c[c]);
-    kmax = std::max(kmax, kmax_c[c]);
-  }
-  std::vector<std::uint64_t> sample(std::min<std::size_t>(n, 16 * KeyBuckets::kBuckets));
-  for (std::size_t i = 0; i < sample.size(); ++i) sample[i] = sort_key(values[(i * n) / sample.size()]);
-  const KeyBuckets bucket_of(std::move(sample), kmin, kmax);
+  const KeyBuckets bucket_of(sample_keys(n, [values](std::size_t v) { return sort_key(values[v]); }));
   constexpr std::size_t B = KeyBuckets::kBuckets;
   struct Part {
     AlignedBuffer<Candidate> rec;

@@ -35,33 +35,47 @@ inline double key_value(std::uint64_t k) noexcept {
   return x;
 }
 
-// A monotone map key → bucket in [0, kBuckets): a table over the top 16 bits of
-// key − kmin, filled from splitters drawn from a sorted sample. Keys must lie in
-// [kmin, kmax].
+// A monotone map key → bucket in [0, kBuckets): splitters drawn from a sorted
+// sample, read through a table over the top 16 bits of key − (the sample's least
+// key); keys outside the sample's range go to the first or the last bucket.
 class KeyBuckets {
  public:
   static constexpr std::size_t kBuckets = 256;
-  // sample: keys drawn from the data (any order, any count ≥ 1; sorted here).
-  KeyBuckets(std::vector<std::uint64_t> sample, std::uint64_t kmin, std::uint64_t kmax) : kmin_(kmin) {
+  // sample: keys drawn from the data (any order, at least one; sorted here).
+  explicit KeyBuckets(std::vector<std::uint64_t> sample) {
     std::sort(sample.begin(), sample.end());
+    lo_ = sample.front();
+    hi_ = sample.back();
     std::uint64_t split[kBuckets - 1];
     for (std::size_t j = 0; j + 1 < kBuckets; ++j) split[j] = sample[((j + 1) * sample.size()) / kBuckets];
-    while (((kmax - kmin) >> shift_) >= kTable) ++shift_;
+    while (((hi_ - lo_) >> shift_) >= kTable) ++shift_;
     table_.resize(kTable);
     for (std::size_t p = 0; p < kTable; ++p) {
       // every key of slot p maps to the bucket of the slot's first key: monotone
-      const std::uint64_t lo = kmin + (std::uint64_t(p) << shift_);
-      table_[p] = std::uint8_t(std::upper_bound(split, split + kBuckets - 1, lo) - split);
+      const std::uint64_t first = lo_ + (std::uint64_t(p) << shift_);
+      table_[p] = std::uint8_t(std::upper_bound(split, split + kBuckets - 1, first) - split);
     }
   }
-  std::size_t operator()(std::uint64_t key) const noexcept { return table_[(key - kmin_) >> shift_]; }
+  std::size_t operator()(std::uint64_t key) const noexcept {
+    if (key < lo_) return 0;
+    if (key > hi_) return kBuckets - 1;
+    return table_[(key - lo_) >> shift_];
+  }
 
  private:
   static constexpr std::size_t kTable = std::size_t(1) << 16;
-  std::uint64_t kmin_;
+  std::uint64_t lo_ = 0, hi_ = 0;
   int shift_ = 0;
   std::vector<std::uint8_t> table_;
 };
+
+// A sample of key_of(i) for i in [0, n): 16 per bucket, evenly spaced.
+template <typename KeyOf>
+std::vector<std::uint64_t> sample_keys(std::size_t n, KeyOf&& key_of) {
+  std::vector<std::uint64_t> s(std::min<std::size_t>(n, 16 * KeyBuckets::kBuckets));
+  for (std::size_t i = 0; i < s.size(); ++i) s[i] = key_of((i * n) / s.size());
+  return s;
+}
 
 // Stable sort of a[0, n) by the member `key`: MSD radix on the highest byte in
 // which the keys differ, recursing into the sub-ranges (insertion sort below 32

@@ -1,4 +1,4 @@
-// Merge trees and 0-dim persistence: radix sort, union-find sweep, assembly of
+// Merge trees and 0-dim persistence: the sort by value, union-find sweep, assembly of
 // the branch decomposition and the tree, simplification. See mergetree.h.
 #include "topology/mergetree.h"
 
@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "base/buffer.h"
 #include "base/error.h"
 #include "base/finite.h"
 #include "base/threadpool.h"
@@ -322,73 +323,59 @@ void check_values(const double* values, std::size_t n, std::size_t expected) {
 std::vector<std::int32_t> sweep_order(const double* f, std::size_t n, bool descending, const OpContext& ctx) {
   check_size(n);
   require_finite(f, n, "topology values");
-  // LSD radix sort, 6 passes of 11 bits, over C contiguous chunks run on the pool:
-  // per pass, each chunk counts its digits, then scatters its elements behind the
-  // earlier chunks' within each bucket, so the sort stays stable (and its result, a
-  // function of the keys alone, is the same for any thread count). The first count
-  // covers every pass: summed over chunks it shows which passes can be skipped.
-  constexpr int kBits = 11, kPasses = 6;
-  constexpr std::size_t kBuckets = std::size_t(1) << kBits, kMinChunk = std::size_t(1) << 16;
-  const std::size_t C = std::max<std::size_t>(1, std::min<std::size_t>(4 * num_threads(), n / kMinChunk));
-  const std::size_t grain = (n + C - 1) / C;
-  std::vector<std::uint64_t> k0(n), k1(n);
-  std::vector<std::int32_t> i0(n), i1(n);
-  std::vector<std::uint32_t> hist(C * kPasses * kBuckets, 0);  // [chunk][pass][bucket]
-  // Position p starts with vertex p (or n−1−p), so the stable sort breaks ties by
-  // ascending (descending) index.
-  parallel_for(0, n, grain, [&](std::size_t lo, std::size_t hi) {
-    std::uint32_t* h = hist.data() + (lo / grain) * kPasses * kBuckets;
+  // A sample sort (keysort.h): position p holds vertex p (or n−1−p, with the keys
+  // complemented, for the exact reverse); chunks count their keys per value bucket,
+  // scatter them behind the earlier chunks' within each bucket (stable, so ties stay
+  // in position order), and each bucket is sorted in cache. The permutation is a
+  // function of the keys alone: the same for any thread count.
+  struct Rec {
+    std::uint64_t key;
+    std::int32_t v;
+  };
+  auto vertex_at = [&](std::size_t p) { return descending ? n - 1 - p : p; };
+  auto key_at = [&](std::size_t p) {
+    const std::uint64_t k = sort_key(f[vertex_at(p)]);
+    return descending ? ~k : k;
+  };
+  constexpr std::size_t B = KeyBuckets::kBuckets, kChunk = std::size_t(1) << 16;
+  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  const KeyBuckets bucket_of(sample_keys(n, key_at));
+  std::vector<std::uint32_t> at(chunks * B, 0);  // [chunk][bucket]: counts, then destinations
+  parallel_for(0, n, kChunk, [&](std::size_t lo, std::size_t hi) {
+    ctx.check();
+    std::uint32_t* h = at.data() + (lo / kChunk) * B;
+    for (std::size_t p = lo; p < hi; ++p) ++h[bucket_of(key_at(p))];
+  });
+  std::vector<std::size_t> start(B + 1, 0);
+  std::uint32_t sum = 0;
+  for (std::size_t b = 0; b < B; ++b) {
+    start[b] = sum;
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const std::uint32_t cnt = at[c * B + b];
+      at[c * B + b] = sum;
+      sum += cnt;
+    }
+  }
+  start[B] = n;
+  AlignedBuffer<Rec> rec(n);
+  parallel_for(0, n, kChunk, [&](std::size_t lo, std::size_t hi) {
+    ctx.check();
+    std::uint32_t* dst = at.data() + (lo / kChunk) * B;
     for (std::size_t p = lo; p < hi; ++p) {
-      const std::size_t v = descending ? n - 1 - p : p;
-      std::uint64_t key = sort_key(f[v]);
-      if (descending) key = ~key;
-      k0[p] = key;
-      i0[p] = static_cast<std::int32_t>(v);
-      for (int d = 0; d < kPasses; ++d) ++h[d * kBuckets + ((key >> (d * kBits)) & (kBuckets - 1))];
+      const std::uint64_t key = key_at(p);
+      rec[dst[bucket_of(key)]++] = {key, static_cast<std::int32_t>(vertex_at(p))};
     }
   });
-  bool moved = false;  // a pass has permuted the keys since the counts were taken
-  for (int d = 0; d < kPasses; ++d) {
-    const int shift = d * kBits;
-    const std::size_t first = (k0[0] >> shift) & (kBuckets - 1);
-    std::size_t same = 0;
-    for (std::size_t c = 0; c < C; ++c) same += hist[(c * kPasses + d) * kBuckets + first];
-    if (same == n) continue;  // every key has this digit
+  std::vector<std::int32_t> order(n);
+  parallel_for(0, B, 1, [&](std::size_t b0, std::size_t b1) {
     ctx.check();
-    if (moved) {  // the chunks hold other keys now: recount this digit per chunk
-      parallel_for(0, n, grain, [&](std::size_t lo, std::size_t hi) {
-        std::uint32_t* h = hist.data() + ((lo / grain) * kPasses + d) * kBuckets;
-        std::fill(h, h + kBuckets, 0u);
-        for (std::size_t p = lo; p < hi; ++p) ++h[(k0[p] >> shift) & (kBuckets - 1)];
-      });
+    std::vector<Rec> tmp;
+    for (std::size_t b = b0; b < b1; ++b) {
+      radix_sort_run(rec.data() + start[b], start[b + 1] - start[b], tmp);
+      for (std::size_t i = start[b]; i < start[b + 1]; ++i) order[i] = rec[i].v;
     }
-    // Exclusive prefix over (bucket, chunk): chunk c's elements of bucket b follow chunk c−1's.
-    std::uint32_t sum = 0;
-    for (std::size_t b = 0; b < kBuckets; ++b)
-      for (std::size_t c = 0; c < C; ++c) {
-        std::uint32_t& h = hist[(c * kPasses + d) * kBuckets + b];
-        const std::uint32_t cnt = h;
-        h = sum;
-        sum += cnt;
-      }
-    parallel_for(0, n, grain, [&](std::size_t lo, std::size_t hi) {
-      std::uint32_t* h = hist.data() + ((lo / grain) * kPasses + d) * kBuckets;
-      const std::uint64_t* ks = k0.data();
-      const std::int32_t* is = i0.data();
-      std::uint64_t* kd = k1.data();
-      std::int32_t* id = i1.data();
-      for (std::size_t p = lo; p < hi; ++p) {
-        const std::uint64_t key = ks[p];
-        const std::uint32_t dst = h[(key >> shift) & (kBuckets - 1)]++;
-        kd[dst] = key;
-        id[dst] = is[p];
-      }
-    });
-    k0.swap(k1);
-    i0.swap(i1);
-    moved = C > 1;
-  }
-  return i0;
+  });
+  return order;
 }
 
 MergeTree merge_tree(const GridShape& shape, Neighborhood nb, const double* values, std::size_t n,

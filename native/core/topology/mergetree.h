@@ -2,7 +2,7 @@
 // (join tree) and superlevel (split tree) sets of a scalar field on an implicit
 // grid or a CSR graph (graph.h), by ONE sort of the vertices and a union-find
 // sweep (path halving, union by rank): O(n log n + m·α(n)), or O(n + m·α(n))
-// here since the sort is an LSD radix sort of the float64 keys.
+// here since the sort is a sample sort with an in-cache radix sort per bucket (keysort.h).
 //
 // Order. The join tree sweeps the vertices in increasing (value, index) order
 // (graph.h's vertex_less; −0.0 == +0.0). The split tree sweeps the EXACT REVERSE
@@ -154,8 +154,8 @@ struct SimplifyOptions {
 MergeTree simplify(const MergeTree& tree, const SimplifyOptions& opts);
 
 // The sweep order: vertex ids sorted by (value, index), or its exact reverse when
-// descending, by an LSD radix sort of the float64 bit patterns (stable, −0 == +0),
-// chunked over the thread pool (the same permutation for any thread count).
+// descending, by a sample sort of the float64 bit patterns (keysort.h; stable,
+// −0 == +0) on the thread pool (the same permutation for any thread count).
 // Values must be finite (NonFinite); n ≤ 2^31 − 1 (TooLarge).
 std::vector<std::int32_t> sweep_order(const double* values, std::size_t n, bool descending,
                                       const OpContext& ctx = {});
