@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "base/buffer.h"
+#include "base/compiler.h"
 #include "base/error.h"
 #include "base/finite.h"
 #include "base/threadpool.h"
@@ -40,14 +41,6 @@ namespace {
 constexpr std::size_t kChunkVertices = 1 << 14;
 // Sweep prefetch distances (candidates ahead): the list, then the nodes of its basins.
 constexpr std::size_t kListAhead = 16, kNodeAhead = 8;
-
-#if defined(__GNUC__)
-#define NNSCOPE_BASINS_INLINE __attribute__((always_inline))
-inline void prefetch(const void* p) { __builtin_prefetch(p); }
-#else
-#define NNSCOPE_BASINS_INLINE
-inline void prefetch(const void*) {}
-#endif
 
 struct RowStencil {
   std::vector<std::vector<int>> off;  // the offsets e
@@ -117,7 +110,7 @@ std::int64_t lowest_checked(const double* values, const Row& row, std::int64_t i
 
 // The same inside a row, without data-dependent branches: the least value over
 // four independent chains, then the least offset holding it (ties: lowest index).
-NNSCOPE_BASINS_INLINE inline std::int64_t lowest_inside(const double* values, std::int64_t v, const Row& row) {
+NNSCOPE_ALWAYS_INLINE inline std::int64_t lowest_inside(const double* values, std::int64_t v, const Row& row) {
   const double* fv = values + v;
   const std::int64_t* d = row.padded;
   double m0 = fv[0], m1 = fv[0], m2 = fv[0], m3 = fv[0];
@@ -130,7 +123,7 @@ NNSCOPE_BASINS_INLINE inline std::int64_t lowest_inside(const double* values, st
   const double mv = std::min(std::min(m0, m1), std::min(m2, m3));
   // offset if its value is the least, else kNone (as masks: no branch to mispredict)
   constexpr std::int64_t kNone = std::numeric_limits<std::int64_t>::max();
-  auto at_min = [mv](double x, std::int64_t off) NNSCOPE_BASINS_INLINE {
+  auto at_min = [mv](double x, std::int64_t off) NNSCOPE_ALWAYS_INLINE {
     const std::int64_t eq = -std::int64_t(x == mv);
     return (off & eq) | (kNone & ~eq);
   };
@@ -414,7 +407,7 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
     for (std::size_t c = c0; c < c1; ++c) {
       ctx.check();
       std::uint32_t minima = 0;
-      for_each_vertex(c, [&](const Row& row, std::int64_t i, auto checked) NNSCOPE_BASINS_INLINE {
+      for_each_vertex(c, [&](const Row& row, std::int64_t i, auto checked) NNSCOPE_ALWAYS_INLINE {
         const std::int64_t v = row.base + i;
         const std::int64_t best = checked ? lowest_checked(values, row, i) : lowest_inside(values, v, row);
         ptr[v].store(std::int32_t(best), std::memory_order_relaxed);
@@ -457,7 +450,7 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
     }
   });
   // basin id of v
-  auto basin_of = [&ptr](std::int64_t v) NNSCOPE_BASINS_INLINE { return ~ptr[v].load(std::memory_order_relaxed); };
+  auto basin_of = [&ptr](std::int64_t v) NNSCOPE_ALWAYS_INLINE { return ~ptr[v].load(std::memory_order_relaxed); };
   ctx.report(2, 5);
 
   // (c) candidates: the vertices w with a lower neighbour in another basin (every
@@ -492,7 +485,7 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
       part.rec.resize(v1 - v0);
       part.lists.resize(3 * (v1 - v0) + 64);
       std::size_t nrec = 0, used = 0;
-      for_each_vertex(c, [&](const Row& row, std::int64_t i, auto checked) NNSCOPE_BASINS_INLINE {
+      for_each_vertex(c, [&](const Row& row, std::int64_t i, auto checked) NNSCOPE_ALWAYS_INLINE {
         const std::int64_t v = row.base + i;
         const std::int32_t lv = basin_of(v);
         res.basin[v] = minv[lv];
@@ -652,10 +645,10 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
   };
   for (std::size_t t = 0; t < m; ++t) {
     if ((t & 0xffff) == 0) ctx.check();
-    if (t + kListAhead < m) prefetch(L0 + rec[t + kListAhead].list);
+    if (t + kListAhead < m) NNSCOPE_PREFETCH(L0 + rec[t + kListAhead].list);
     if (t + kNodeAhead < m) {
       const std::int32_t* ahead = L0 + rec[t + kNodeAhead].list;
-      for (std::int32_t q = 1; q <= ahead[0]; ++q) prefetch(N + ahead[q]);
+      for (std::int32_t q = 1; q <= ahead[0]; ++q) NNSCOPE_PREFETCH(N + ahead[q]);
     }
     const Candidate& r = rec[t];
     const std::int32_t* list = L0 + r.list;

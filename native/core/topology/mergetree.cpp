@@ -10,6 +10,7 @@
 #include <string>
 
 #include "base/buffer.h"
+#include "base/compiler.h"
 #include "base/error.h"
 #include "base/finite.h"
 #include "base/threadpool.h"
@@ -34,17 +35,6 @@ struct Raw {
   std::vector<std::int32_t> ext, death, parent, last;  // per branch
   std::vector<std::int32_t> dying;                 // branch ids in order of death (ties: ascending id)
 };
-
-// The prefetch helpers are lambdas marked always-inline: left out of line, GCC
-// finds them free of side effects ("const") and deletes their calls, prefetches
-// and all (seen with g++ 12 at -O2/-O3).
-#if defined(__GNUC__)
-#define NNSCOPE_PREFETCH(p) __builtin_prefetch(p)
-#define NNSCOPE_ALWAYS_INLINE __attribute__((always_inline))
-#else
-#define NNSCOPE_PREFETCH(p) ((void)0)
-#define NNSCOPE_ALWAYS_INLINE
-#endif
 
 // Union-find cell, 8 bytes: `link`, the rank, and the grid boundary code (so a
 // vertex's own lookups touch one line). link ≥ 0: the parent of a non-root;
