@@ -291,10 +291,11 @@ export interface PersistenceResult extends Pairs {
 }
 
 /**
- * 0-dim sublevel persistence by steepest-descent basins and a union-find over the
- * edges between basins — the path that runs on CUDA for grids. Pairs equal the
+ * 0-dim sublevel persistence by steepest-descent basins and a union-find over where
+ * basins meet — the pairs only, the fastest path (on CUDA for grids). Pairs equal the
  * merge tree's (with keepZeroPersistence), sorted by (death value, death vertex,
- * birth value, birth vertex). `device`: 'auto' | 'cpu' | 'cuda' (grids only).
+ * birth value, birth vertex). A Float64Array is read in place: leave it unchanged
+ * until the promise settles. `device`: 'auto' | 'cpu' | 'cuda' (grids only).
  */
 export async function persistence(values: Float64Array | Float32Array, graph: Graph, options?: AsyncOptions & { device?: DeviceName }): Promise<PersistenceResult> {
   const o = optionsArg<AsyncOptions & { device?: DeviceName }>(options);
