@@ -576,20 +576,8 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
 
   // (d) the records and their lists in bucket order (stable: chunk order within a
   // bucket, so ties stay in vertex order), then each bucket sorted by key.
-  std::vector<std::size_t> bucket_start(B + 1, 0);
-  std::size_t m = 0, entries = 0;
-  for (std::size_t b = 0; b < B; ++b) {
-    bucket_start[b] = m;
-    for (std::size_t c = 0; c < chunks; ++c) {
-      const std::uint32_t cr = rec_at[c * B + b];
-      const std::uint64_t cl = list_at[c * B + b];
-      rec_at[c * B + b] = std::uint32_t(m);
-      list_at[c * B + b] = entries;
-      m += cr;
-      entries += cl;
-    }
-  }
-  bucket_start[B] = m;
+  const std::vector<std::size_t> bucket_start = bucket_destinations(rec_at, chunks);
+  const std::size_t m = bucket_start[B], entries = bucket_destinations(list_at, chunks)[B];
   NNSCOPE_CHECK(entries <= std::numeric_limits<std::uint32_t>::max(), ErrorCode::TooLarge,
                 "topology: too many basin adjacencies for one sweep (2^32 list entries)");
   AlignedBuffer<Candidate> rec(m);
@@ -612,12 +600,7 @@ BasinResult basins_grid(const double* values, const GridShape& grid, Neighborhoo
     }
   });
   std::vector<Part>().swap(parts);
-  parallel_for(0, B, 1, [&](std::size_t b0, std::size_t b1) {
-    ctx.check();
-    std::vector<Candidate> tmp;
-    for (std::size_t b = b0; b < b1; ++b)
-      radix_sort_run(rec.data() + bucket_start[b], bucket_start[b + 1] - bucket_start[b], tmp);
-  });
+  sort_buckets(rec.data(), bucket_start, ctx);
   ctx.report(4, 5);
 
   // (e) the sweep over the candidates in (value, vertex) order: a union-find over

@@ -14,6 +14,9 @@
 #include <cstring>
 #include <vector>
 
+#include "base/context.h"
+#include "base/threadpool.h"
+
 namespace nnscope::topology {
 
 // Order-preserving map of a finite double to an unsigned key; −0.0 and +0.0 share one key.
@@ -113,6 +116,37 @@ void radix_sort_run(Rec* a, std::size_t n, std::vector<Rec>& tmp) {
   std::copy(tmp.begin(), tmp.begin() + std::ptrdiff_t(n), a);
   if (shift == 0) return;  // the last byte: each sub-range holds one key
   for (int b = 0; b < 256; ++b) radix_sort_run(a + start[b], start[b + 1] - start[b], tmp);
+}
+
+// Per-(chunk, bucket) counts, laid out [chunk][bucket], become destinations: where
+// chunk c's elements of bucket b start, buckets in order and chunks in order within
+// a bucket (so a scatter in chunk order is stable). Returns where each bucket starts
+// (kBuckets + 1 entries, the last = the total).
+template <typename Count>
+std::vector<std::size_t> bucket_destinations(std::vector<Count>& at, std::size_t chunks) {
+  constexpr std::size_t B = KeyBuckets::kBuckets;
+  std::vector<std::size_t> start(B + 1, 0);
+  std::size_t sum = 0;
+  for (std::size_t b = 0; b < B; ++b) {
+    start[b] = sum;
+    for (std::size_t c = 0; c < chunks; ++c) {
+      const std::size_t cnt = at[c * B + b];
+      at[c * B + b] = Count(sum);
+      sum += cnt;
+    }
+  }
+  start[B] = sum;
+  return start;
+}
+
+// Sorts each bucket [start[b], start[b + 1]) of rec by key, buckets in parallel.
+template <typename Rec>
+void sort_buckets(Rec* rec, const std::vector<std::size_t>& start, const OpContext& ctx) {
+  parallel_for(0, start.size() - 1, 1, [&](std::size_t b0, std::size_t b1) {
+    ctx.check();
+    std::vector<Rec> tmp;
+    for (std::size_t b = b0; b < b1; ++b) radix_sort_run(rec + start[b], start[b + 1] - start[b], tmp);
+  });
 }
 
 }  // namespace nnscope::topology

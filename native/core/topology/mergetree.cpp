@@ -336,17 +336,7 @@ std::vector<std::int32_t> sweep_order(const double* f, std::size_t n, bool desce
     std::uint32_t* h = at.data() + (lo / kChunk) * B;
     for (std::size_t p = lo; p < hi; ++p) ++h[bucket_of(key_at(p))];
   });
-  std::vector<std::size_t> start(B + 1, 0);
-  std::uint32_t sum = 0;
-  for (std::size_t b = 0; b < B; ++b) {
-    start[b] = sum;
-    for (std::size_t c = 0; c < chunks; ++c) {
-      const std::uint32_t cnt = at[c * B + b];
-      at[c * B + b] = sum;
-      sum += cnt;
-    }
-  }
-  start[B] = n;
+  const std::vector<std::size_t> start = bucket_destinations(at, chunks);
   AlignedBuffer<Rec> rec(n);
   parallel_for(0, n, kChunk, [&](std::size_t lo, std::size_t hi) {
     ctx.check();
@@ -356,14 +346,10 @@ std::vector<std::int32_t> sweep_order(const double* f, std::size_t n, bool desce
       rec[dst[bucket_of(key)]++] = {key, static_cast<std::int32_t>(vertex_at(p))};
     }
   });
+  sort_buckets(rec.data(), start, ctx);
   std::vector<std::int32_t> order(n);
-  parallel_for(0, B, 1, [&](std::size_t b0, std::size_t b1) {
-    ctx.check();
-    std::vector<Rec> tmp;
-    for (std::size_t b = b0; b < b1; ++b) {
-      radix_sort_run(rec.data() + start[b], start[b + 1] - start[b], tmp);
-      for (std::size_t i = start[b]; i < start[b + 1]; ++i) order[i] = rec[i].v;
-    }
+  parallel_for(0, n, kChunk, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) order[i] = rec[i].v;
   });
   return order;
 }
